@@ -1,0 +1,96 @@
+"""Safe image loading: the one place cnnviz turns bytes into pixels.
+
+Handles EXIF orientation, palette/alpha (flattened on white), CMYK, 16-bit and
+float images, animated files (first frame) and a decompression-bomb limit.
+Every failure is an :class:`ImageLoadError` that names the file and problem.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import ImageLoadError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+MAX_PIXELS = 100_000_000  # declared size above this is refused as a decompression bomb
+MAX_SIDE = 2048  # decoded images are downscaled to at most this side
+
+
+def is_image_name(path: str | Path) -> bool:
+    p = Path(path)
+    return p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / hi * 255.0, 0, 255).astype(np.uint8))
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = np.nanmin(arr), np.nanmax(arr)
+        img = Image.fromarray(((arr - lo) / (hi - lo or 1.0) * 255).astype(np.uint8))
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        img = img.convert("RGBA")
+        bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, img).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_image(source: str | Path | bytes, name: str | None = None) -> Image.Image:
+    """Decode a file or bytes into an upright RGB PIL image (at most MAX_SIDE px)."""
+    label = name or (str(source) if not isinstance(source, bytes) else "uploaded image")
+    try:
+        fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+    except OSError as exc:
+        raise ImageLoadError(f"{label}: cannot open ({exc.strerror or exc})") from exc
+    try:
+        with fp, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(fp)
+            w, h = img.size
+            if w * h > MAX_PIXELS:
+                raise ImageLoadError(f"{label}: {w}×{h} pixels is over the {MAX_PIXELS:,}-pixel limit (possible decompression bomb)")
+            if w < 1 or h < 1:
+                raise ImageLoadError(f"{label}: empty image")
+            if img.format == "JPEG":
+                img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode large JPEGs at reduced size
+            img.seek(0)  # animated files: first frame
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            img = _to_rgb(img)
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"{label}: not an image file cnnviz can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(f"{label}: refused as a decompression bomb ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageLoadError(f"{label}: broken or truncated image ({exc})") from None
+    if max(img.size) > MAX_SIDE:
+        img.thumbnail((MAX_SIDE, MAX_SIDE), Image.LANCZOS)
+    return img
+
+
+def fit_square(img: Image.Image, size: int) -> np.ndarray:
+    """Center-crop to square and resize: float32 (size, size, 3) in [0, 255]."""
+    fitted = ImageOps.fit(img, (size, size), Image.BICUBIC)
+    return np.asarray(fitted, dtype=np.float32)
+
+
+def load_for_model(source: str | Path | bytes, size: int, name: str | None = None) -> np.ndarray:
+    """Load an image and prepare it as one model input."""
+    return fit_square(load_image(source, name), size)
+
+
+def load_thumbnail(source: str | Path | bytes, size: int = 128) -> Image.Image:
+    img = load_image(source)
+    img.thumbnail((size, size), Image.LANCZOS)
+    return img

@@ -1,0 +1,185 @@
+"""One forward pass → pooled features of many layers, batched and cached.
+
+For each (model, layers, pooling) we build one multi-output Keras model whose
+outputs are every requested tap, pooled inside the graph, and call it once per
+batch. Each layer's features are cached on disk per (dataset content digest,
+model, weights, layer, pooling, preprocessing, code version).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import cache
+from .data.folder import ImageDataset
+from .data.images import load_for_model
+from .errors import UnknownNameError
+from .models.build import LoadedModel
+from .models.registry import ModelSpec
+
+log = logging.getLogger(__name__)
+
+POOLINGS = ("avg", "max", "grid2")
+FEATURES_VERSION = 1  # bump when extraction or image preparation changes
+IMAGE_PREP = "fit_square-bicubic"
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A tap: its raw output shape and the size of its pooled vector."""
+
+    name: str
+    shape: tuple[int, ...]  # without batch: (H, W, C) or (C,)
+    pooled_dim: int
+
+
+def resolve_layers(spec: ModelSpec, layers: str | Sequence[str | int] | None = None) -> list[str]:
+    """Normalise a layer selection to names.
+
+    Accepts None or "all" (8 layers + embedding), "embedding", a comma list,
+    or a sequence of names and (negative) indices into ``spec.all_layers``.
+    """
+    available = list(spec.all_layers)
+    if layers is None or layers == "all":
+        return available
+    if isinstance(layers, str):
+        layers = [s.strip() for s in layers.split(",") if s.strip()]
+    out, unknown = [], []
+    for sel in layers:
+        if isinstance(sel, int) or (isinstance(sel, str) and sel.lstrip("-").isdigit()):
+            i = int(sel)
+            if -len(available) <= i < len(available):
+                out.append(available[i])
+            else:
+                unknown.append(str(sel))
+        elif sel == "embedding":
+            out.append(spec.embedding_layer)
+        elif sel in available:
+            out.append(sel)
+        else:
+            unknown.append(str(sel))
+    if unknown:
+        raise UnknownNameError(f"{spec.name} has no layer {', '.join(unknown)}; choose from: {', '.join(available)} (or 'embedding', 'all')")
+    return list(dict.fromkeys(out))
+
+
+class FeatureExtractor:
+    """A multi-output model: every requested layer, pooled, in one forward pass."""
+
+    def __init__(self, loaded: LoadedModel, layers: Sequence[str], pooling: str = "avg"):
+        import keras
+
+        from .models.layers import GridPool
+
+        if pooling not in POOLINGS:
+            raise UnknownNameError(f"unknown pooling {pooling!r}; choose one of: {', '.join(POOLINGS)}")
+        self.loaded, self.layers, self.pooling = loaded, list(layers), pooling
+        model = loaded.model
+        outputs, infos = [], []
+        for name in self.layers:
+            t = model.get_layer(name).output
+            shape = tuple(int(d) for d in t.shape[1:])
+            if len(shape) == 3:
+                if pooling == "avg":
+                    t = keras.layers.GlobalAveragePooling2D(name=f"{name}__avg")(t)
+                elif pooling == "max":
+                    t = keras.layers.GlobalMaxPooling2D(name=f"{name}__max")(t)
+                else:
+                    t = GridPool(2, name=f"{name}__grid2")(t)
+            outputs.append(t)
+            infos.append(LayerInfo(name, shape, int(t.shape[-1])))
+        self.info = infos
+        self.model = keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        out = self.model.predict_on_batch(np.asarray(batch, np.float32))
+        out = out if isinstance(out, (list, tuple)) else [out]
+        return [np.asarray(o, np.float32) for o in out]
+
+
+_EXTRACTORS: dict[tuple[int, tuple[str, ...], str], FeatureExtractor] = {}
+
+
+def get_extractor(loaded: LoadedModel, layers: Sequence[str], pooling: str = "avg") -> FeatureExtractor:
+    """The (process-wide) extractor for these taps, built once and reused."""
+    key = (id(loaded.model), tuple(layers), pooling)
+    if key not in _EXTRACTORS:
+        _EXTRACTORS[key] = FeatureExtractor(loaded, layers, pooling)
+    return _EXTRACTORS[key]
+
+
+def layer_infos(loaded: LoadedModel, pooling: str = "avg") -> list[LayerInfo]:
+    """Shapes and pooled sizes of the model's 8 layers and embedding."""
+    return get_extractor(loaded, loaded.spec.all_layers, pooling).info
+
+
+def feature_key(dataset_digest: str, loaded: LoadedModel, layer: str, pooling: str) -> str:
+    spec = loaded.spec
+    return cache.make_key(
+        "features", dataset=dataset_digest, model=spec.name, weights=loaded.weights, layer=layer, pooling=pooling,
+        input_size=spec.input_size, preprocessing=spec.preprocessing, prep=IMAGE_PREP, version=FEATURES_VERSION,
+    )
+
+
+def load_dataset_images(dataset: ImageDataset, indices: Sequence[int], size: int) -> np.ndarray:
+    return np.stack([load_for_model(dataset.items[i].path, size, name=dataset.items[i].id) for i in indices])
+
+
+def extract_features(
+    loaded: LoadedModel,
+    dataset: ImageDataset,
+    layers: str | Sequence[str | int] | None = None,
+    pooling: str = "avg",
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> dict[str, np.ndarray]:
+    """Pooled float32 features ``{layer: (N, D)}`` for every image of a dataset.
+
+    Cached layers are read from disk; all missing layers are computed together
+    in one pass over the images.
+    """
+    names = resolve_layers(loaded.spec, layers)
+    digest = dataset.digest()
+    keys = {n: feature_key(digest, loaded, n, pooling) for n in names}
+    result: dict[str, np.ndarray] = {}
+    for n in names:
+        hit = cache.load_arrays("features", keys[n])
+        if hit is not None:
+            result[n] = hit[0]["features"]
+    missing = [n for n in names if n not in result]
+    if missing:
+        computed = _compute(loaded, dataset, missing, pooling, batch_size, progress)
+        for n in missing:
+            meta = {"model": loaded.spec.name, "weights": loaded.weights, "layer": n, "pooling": pooling,
+                    "dataset": dataset.name, "dataset_digest": digest, "n_images": len(dataset.items)}
+            cache.save_arrays("features", keys[n], {"features": computed[n]}, meta)
+            result[n] = computed[n]
+    elif progress:
+        progress(len(dataset.items), len(dataset.items))
+    return {n: result[n] for n in names}
+
+
+def _compute(loaded, dataset, layers, pooling, batch_size, progress) -> dict[str, np.ndarray]:
+    extractor = get_extractor(loaded, layers, pooling)
+    n = len(dataset.items)
+    out = {name: np.empty((n, info.pooled_dim), np.float32) for name, info in zip(layers, extractor.info)}
+    for start in range(0, n, batch_size):
+        idx = range(start, min(start + batch_size, n))
+        batch = load_dataset_images(dataset, idx, loaded.spec.input_size)
+        for name, arr in zip(layers, extractor(batch)):
+            out[name][start : start + len(idx)] = arr
+        if progress:
+            progress(start + len(idx), n)
+    return out
+
+
+def features_of_images(loaded: LoadedModel, images: np.ndarray, layers: Sequence[str], pooling: str = "avg") -> dict[str, np.ndarray]:
+    """Features of already-prepared images (N, S, S, 3), not cached (e.g. a query upload)."""
+    extractor = get_extractor(loaded, layers, pooling)
+    return dict(zip(layers, extractor(images)))

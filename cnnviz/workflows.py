@@ -1,0 +1,201 @@
+"""The operations the CLI and the pages share, each returning plain data.
+
+These compose the registries, feature cache, search and scoring; their
+``to_dict`` shapes are the CLI's JSON contract.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import ImageDataset, load_dataset, resolve_dataset
+from .data.folder import scan_folder
+from .data.images import is_image_name, load_for_model
+from .data.registry import DATASETS
+from .errors import DatasetError
+from .features import Progress, extract_features, features_of_images, resolve_layers
+from .models.build import LoadedModel, build_model
+from .models.inference import predict_batches, top_k
+from .models.registry import MODELS, get_model_spec
+from .models.weights import weights_status
+from .scoring import DEFAULT_K, evaluate_retrieval, search_score
+from .search import METRICS, ExactIndex, check_metric, similarity
+
+
+@functools.lru_cache(maxsize=8)
+def get_model(name: str, require_weights: bool = True) -> LoadedModel:
+    """A built model, shared within the process (read-only)."""
+    return build_model(name, require_weights=require_weights)
+
+
+def describe_models() -> list[dict]:
+    """The model registry as rows (no model is built)."""
+    rows = []
+    for spec in MODELS.values():
+        rows.append({
+            "name": spec.name, "family": spec.family, "input_size": spec.input_size, "layers": list(spec.layers),
+            "embedding_layer": spec.embedding_layer, "weights": weights_status(spec), "classifier": spec.has_classifier,
+            "published_top1": spec.published_top1, "params": spec.published_params_m,
+            "published_source": spec.published_source, "weights_source": spec.weights_source,
+        })
+    return rows
+
+
+def describe_datasets() -> list[dict]:
+    rows = []
+    for spec in DATASETS.values():
+        ds = load_dataset(spec.name)
+        rows.append({"name": spec.name, "n_images": len(ds.items), "n_classes": len(ds.classes),
+                     "source": spec.source, "license": spec.license})
+    return rows
+
+
+def collect_image_paths(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files as given, folders expanded to the images under them (sorted)."""
+    paths: list[Path] = []
+    for raw in inputs:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            paths.extend(i.path for i in scan_folder(p).items)
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise DatasetError(f"{p}: no such file or folder")
+    return paths
+
+
+def predict(inputs: Sequence[str | Path], model: str, batch_size: int = 32, progress: Progress | None = None) -> dict:
+    """Top-5 ImageNet classes for images and folders of images."""
+    loaded = get_model(model)
+    paths = collect_image_paths(inputs)
+    images = np.stack([load_for_model(p, loaded.spec.input_size) for p in paths])
+    probs = predict_batches(loaded, images, batch_size, progress)
+    return {"model": model, "predictions": [
+        {"path": str(p), "top5": [t.to_dict() for t in top]} for p, top in zip(paths, top_k(probs, 5))
+    ]}
+
+
+def precompute(model: str, dataset: str | None = None, images: str | None = None, layers: str | None = "all",
+               pooling: str = "avg", progress: Progress | None = None) -> dict:
+    """Extract and cache features of every requested layer in one pass."""
+    ds = resolve_dataset(dataset, images)
+    loaded = get_model(model)
+    feats = extract_features(loaded, ds, layers, pooling, progress=progress)
+    return {"dataset": ds.name, "model": model, "n_images": len(ds.items),
+            "layers": [{"layer": n, "dim": int(f.shape[1])} for n, f in feats.items()]}
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    rank: int
+    id: str
+    path: str
+    label: str | None
+    similarity: float
+    distance: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query_id: str
+    query_label: str | None
+    query_path: str
+    in_dataset: bool
+    hits: list[SearchHit]
+    score: float | None  # position-weighted score, None when labels are unknown
+    precision_at_k: float | None
+    metric: str
+
+    def to_dict(self) -> dict:
+        return {"query": {"id": self.query_id, "label": self.query_label, "path": self.query_path},
+                "metric": self.metric, "results": [asdict(h) for h in self.hits],
+                "score": self.score, "precision_at_k": self.precision_at_k}
+
+
+def resolve_query(ds: ImageDataset, query: str) -> tuple[int | None, Path]:
+    """A dataset id, an index, or a path (inside the dataset or outside it)."""
+    ids = ds.ids
+    if query in ids:
+        i = ids.index(query)
+        return i, ds.items[i].path
+    p = Path(query).expanduser()
+    if p.is_file():
+        real = p.resolve()
+        for i, item in enumerate(ds.items):
+            if item.path.resolve() == real:
+                return i, item.path
+        if not is_image_name(p):
+            raise DatasetError(f"{p}: not an image file name")
+        return None, p
+    if query.isdigit() and int(query) < len(ids):
+        i = int(query)
+        return i, ds.items[i].path
+    raise DatasetError(f"query {query!r} is neither an image id of {ds.name} (e.g. {ids[0]!r}), an index, nor an image file")
+
+
+def search(model: str, layer: str, query: str, dataset: str | None = None, images: str | None = None,
+           metric: str = "cosine", p: float | None = None, top_k: int = DEFAULT_K, pooling: str = "avg",
+           progress: Progress | None = None) -> SearchResult:
+    """Most similar dataset images to a query, with its search score."""
+    ds = resolve_dataset(dataset, images)
+    loaded = get_model(model)
+    (layer,) = resolve_layers(loaded.spec, [layer])
+    check_metric(metric, p)
+    feats = extract_features(loaded, ds, [layer], pooling, progress=progress)[layer]
+    return search_features(ds, feats, loaded, layer, query, metric, p, top_k, pooling)
+
+
+def search_features(ds: ImageDataset, feats: np.ndarray, loaded: LoadedModel, layer: str, query: str,
+                    metric: str, p: float | None, top_k: int, pooling: str = "avg") -> SearchResult:
+    """Search with precomputed dataset features (the page's warm path)."""
+    q_index, q_path = resolve_query(ds, query)
+    if q_index is not None:
+        q_vec = feats[q_index : q_index + 1]
+        q_label = ds.items[q_index].label
+        q_id = ds.items[q_index].id
+    else:
+        img = load_for_model(q_path, loaded.spec.input_size)[None]
+        q_vec = features_of_images(loaded, img, [layer], pooling)[layer]
+        q_label, q_id = None, q_path.name
+    index = ExactIndex(feats, metric, p)
+    exclude = None if q_index is None else np.array([q_index])
+    idx, dist = index.search(q_vec, top_k, exclude=exclude)
+    idx, dist = idx[0], dist[0]
+    sims = similarity(dist, metric)
+    hits = [SearchHit(r + 1, ds.items[i].id, str(ds.items[i].path), ds.items[i].label, float(s), float(d))
+            for r, (i, d, s) in enumerate(zip(idx, dist, sims))]
+    labels = [h.label for h in hits]
+    scored = q_label is not None and ds.labelled
+    return SearchResult(
+        q_id, q_label, str(q_path), q_index is not None, hits,
+        search_score(labels, q_label, top_k) if scored else None,
+        float(np.mean([lab == q_label for lab in labels])) if scored and labels else None,
+        metric,
+    )
+
+
+def evaluate(model: str, dataset: str | None = None, images: str | None = None, layers: str | None = "embedding",
+             metrics: str | Sequence[str] = "cosine", p: float | None = None, k: int = DEFAULT_K,
+             pooling: str = "avg", progress: Progress | None = None) -> dict:
+    """Mean search score, precision@k and kNN accuracy per (layer, metric)."""
+    ds = resolve_dataset(dataset, images)
+    if not ds.labelled:
+        raise DatasetError(f"{ds.name}: evaluation needs labels (one sub-folder per class)")
+    loaded = get_model(model)
+    metric_list = list(METRICS) if metrics == "all" else ([metrics] if isinstance(metrics, str) else list(metrics))
+    for m in metric_list:
+        check_metric(m, p)
+    feats = extract_features(loaded, ds, layers, pooling, progress=progress)
+    rows = []
+    for layer, f in feats.items():
+        for m in metric_list:
+            rep = evaluate_retrieval(f, ds.labels, m, p, k)
+            rows.append({"layer": layer, "metric": m, "mean_score": rep.mean_score, "precision_at_k": rep.precision,
+                         "knn_accuracy": rep.knn_accuracy, "n_images": len(ds.items),
+                         "per_class": rep.per_class})
+    return {"dataset": ds.name, "model": model, "k": k, "knn_k": 5, "pooling": pooling, "rows": rows}
