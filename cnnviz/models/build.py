@@ -7,7 +7,10 @@ that file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,14 +66,22 @@ def _architecture(spec: ModelSpec, source: Path | None):
     if spec.builder == "keras":
         # Keras' own loader handles its .h5 files; with no local file it tries
         # the real download (weights="imagenet"), which fails fast offline.
-        weights = str(source) if source else "imagenet"
+        weights = str(source) if source else ("imagenet" if not _offline() else None)
+        if weights is None:
+            return _keras_app(spec, None), None
         try:
-            model = _keras_app(spec, weights)
+            with contextlib.redirect_stdout(sys.stderr):  # Keras prints download progress to stdout
+                model = _keras_app(spec, weights)
         except Exception as exc:
             log.info("%s: weights=%s failed (%s); building with random weights", spec.name, weights, exc)
             return _keras_app(spec, None), None
         return model, (lambda m: None)
     raise ValueError(f"unknown builder {spec.builder!r}")
+
+
+def _offline() -> bool:
+    """CNNVIZ_OFFLINE=1 skips Keras weight downloads (tests, air-gapped servers)."""
+    return os.environ.get("CNNVIZ_OFFLINE", "") not in ("", "0")
 
 
 def _keras_app(spec: ModelSpec, weights: str | None):

@@ -91,7 +91,7 @@ _SPECS = (
            ("conv1_relu", "conv2_block3_out", "conv3_block2_out", "conv3_block4_out", "conv4_block3_out", "conv4_block6_out", "conv5_block2_out", "conv5_block3_out"),
            "avg_pool", "resnet50_weights_tf_dim_ordering_tf_kernels.h5", 74.9, 25.6, 58.2),
     _keras("mobilenet_v2", "MobileNetV2", "MobileNetV2", 224, "tf",
-           ("Conv1_relu", "block_2_add", "block_5_add", "block_9_add", "block_12_add", "block_15_add", "block_16_project_BN", "out_relu"),
+           ("Conv1_relu", "block_1_expand_relu", "block_2_add", "block_5_add", "block_9_add", "block_12_add", "block_15_add", "block_16_project_BN"),
            "out_relu", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5", 71.3, 3.5, 25.9),
     _keras("inception_v3", "Inception", "InceptionV3", 299, "tf",
            ("mixed0", "mixed2", "mixed3", "mixed5", "mixed7", "mixed8", "mixed9", "mixed10"),

@@ -1,0 +1,247 @@
+"""``python -m cnnviz``: every dashboard operation as a command.
+
+Each subcommand calls one function of :mod:`cnnviz.workflows` and prints a
+table, or JSON with ``--json``. User errors print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+EPILOG = """examples:
+  python -m cnnviz models
+  python -m cnnviz datasets --json
+  python -m cnnviz predict photo.jpg photos/ --model efficientnet_lite0
+  python -m cnnviz precompute --dataset stamps --model efficientnet_lite0
+  python -m cnnviz search --dataset stamps --model efficientnet_lite0 --layer embedding \\
+      --metric cosine --query birds/adelaide_rosella.jpg
+  python -m cnnviz evaluate --dataset stamps --model efficientnet_lite0 --layer all --metric all
+"""
+
+
+def _progress(label: str) -> Callable[[int, int], None]:
+    """A tqdm bar on stderr, so --json output on stdout stays clean."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=label, unit="img", file=sys.stderr, leave=False, disable=None)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _table(rows: list[dict], columns: Sequence[str]) -> str:
+    def fmt(v) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        if isinstance(v, (list, tuple)):
+            return ",".join(map(str, v))
+        return str(v)
+
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def _add_source(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--dataset", help="a sample dataset name (see `datasets`)")
+    g.add_argument("--images", help="a folder of images (one sub-folder per class) or a .zip of one")
+
+
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _emit(args, data, render: Callable[[object], str]) -> None:
+    print(json.dumps(data, indent=2) if args.json else render(data))
+
+
+# --- commands -----------------------------------------------------------------
+
+def cmd_models(args) -> None:
+    from .workflows import describe_models
+
+    rows = describe_models()
+    if args.names_only:
+        print("\n".join(r["name"] for r in rows))
+        return
+    keep = ("name", "input_size", "layers", "embedding_layer", "weights", "published_top1", "params")
+    data = [{k: r[k] for k in keep} for r in rows]
+    _emit(args, data, lambda d: _table(d, ("name", "input_size", "weights", "published_top1", "params", "embedding_layer"))
+          + "\n(published_top1: ImageNet top-1 %, params: millions — both published figures, see `models --json` sources)")
+
+
+def cmd_datasets(args) -> None:
+    from .workflows import describe_datasets
+
+    rows = describe_datasets()
+    if args.names_only:
+        print("\n".join(r["name"] for r in rows))
+        return
+    data = [{k: r[k] for k in ("name", "n_images", "n_classes", "source")} for r in rows]
+    _emit(args, data, lambda d: _table(d, ("name", "n_images", "n_classes", "source")))
+
+
+def cmd_predict(args) -> None:
+    from .workflows import predict
+
+    data = predict(args.inputs, args.model, args.batch_size, _progress("predict"))
+
+    def render(d):
+        rows = [{"path": p["path"], "rank": i + 1, **t} for p in d["predictions"] for i, t in enumerate(p["top5"])]
+        return _table(rows, ("path", "rank", "class_id", "label", "probability"))
+
+    _emit(args, data, render)
+
+
+def cmd_precompute(args) -> None:
+    from .workflows import precompute
+
+    data = precompute(args.model, args.dataset, args.images, args.layers, args.pooling, _progress("features"))
+    _emit(args, data, lambda d: f"{d['dataset']} × {d['model']}: {d['n_images']} images cached\n" + _table(d["layers"], ("layer", "dim")))
+
+
+def cmd_search(args) -> None:
+    from .workflows import search
+
+    res = search(args.model, args.layer, args.query, args.dataset, args.images, args.metric, args.p, args.top_k,
+                 args.pooling, _progress("features")).to_dict()
+
+    def render(d):
+        q = d["query"]
+        score = "n/a (unlabelled query or dataset)" if d["score"] is None else f"{d['score']:.1f} / 100"
+        head = f"query {q['id']} (class {q['label'] or '-'}), metric {d['metric']}, search score {score}"
+        return head + "\n" + _table(d["results"], ("rank", "id", "label", "similarity", "distance"))
+
+    _emit(args, res, render)
+
+
+def cmd_evaluate(args) -> None:
+    from .workflows import evaluate
+
+    data = evaluate(args.model, args.dataset, args.images, args.layer, args.metric, args.p, args.top_k, args.pooling,
+                    _progress("features"))
+    if not args.per_class:
+        for r in data["rows"]:
+            r.pop("per_class")
+    _emit(args, data, lambda d: f"{d['dataset']} × {d['model']} (k={d['k']}, kNN k={d['knn_k']})\n"
+          + _table(d["rows"], ("layer", "metric", "mean_score", "precision_at_k", "knn_accuracy", "n_images")))
+
+
+def cmd_cache(args) -> None:
+    from .cache import cache_info, clear_cache
+
+    if args.action == "clear":
+        clear_cache(args.kind)
+    info = cache_info()
+    rows = [{"kind": k, **v} for k, v in info["kinds"].items()]
+    _emit(args, info, lambda d: f"cache at {d['root']}\n" + _table(rows, ("kind", "files", "bytes")))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .features import POOLINGS
+    from .scoring import DEFAULT_K
+    from .search import METRICS
+
+    parser = argparse.ArgumentParser(prog="python -m cnnviz", description="Look inside image CNNs and compare them.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks) to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("models", help="list the model registry")
+    p.add_argument("--names-only", action="store_true")
+    _add_json(p)
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("datasets", help="list the sample datasets")
+    p.add_argument("--names-only", action="store_true")
+    _add_json(p)
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("predict", help="top-5 ImageNet classes of images or folders")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("--model", required=True)
+    p.add_argument("--batch-size", type=int, default=32)
+    _add_json(p)
+    p.set_defaults(func=cmd_predict)
+
+    def feature_opts(p):
+        p.add_argument("--model", required=True)
+        p.add_argument("--pooling", choices=POOLINGS, default="avg", help="how spatial maps become vectors (default avg)")
+        return p
+
+    p = feature_opts(sub.add_parser("precompute", help="extract and cache features of a dataset"))
+    _add_source(p)
+    p.add_argument("--layers", default="all", help="all | comma-separated layer names or indices (default all)")
+    _add_json(p)
+    p.set_defaults(func=cmd_precompute)
+
+    p = feature_opts(sub.add_parser("search", help="most similar images to a query"))
+    _add_source(p)
+    p.add_argument("--layer", default="embedding", help="layer name, index or 'embedding' (default)")
+    p.add_argument("--metric", choices=METRICS, default="cosine")
+    p.add_argument("--p", type=float, default=None, help="minkowski exponent (default 3; p=2 ranks like euclidean)")
+    p.add_argument("--query", required=True, metavar="ID_OR_PATH", help="dataset image id (e.g. birds/x.jpg), index, or image file")
+    p.add_argument("--top-k", type=int, default=DEFAULT_K)
+    _add_json(p)
+    p.set_defaults(func=cmd_search)
+
+    p = feature_opts(sub.add_parser("evaluate", help="search score, precision@k and kNN accuracy per layer and metric"))
+    _add_source(p)
+    p.add_argument("--layer", default="embedding", help="'all', 'embedding' (default) or comma-separated layers")
+    p.add_argument("--metric", default="cosine", help=f"'all' or one of: {', '.join(METRICS)}")
+    p.add_argument("--p", type=float, default=None, help="minkowski exponent (default 3)")
+    p.add_argument("--top-k", type=int, default=DEFAULT_K)
+    p.add_argument("--per-class", action="store_true", help="include per-class mean scores in --json")
+    _add_json(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("cache", help="show or clear the artifact cache")
+    p.add_argument("action", choices=("info", "clear"))
+    p.add_argument("--kind", help="only this artifact kind (features, weights, datasets)")
+    _add_json(p)
+    p.set_defaults(func=cmd_cache)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "top_k", 1) is not None and getattr(args, "top_k", 1) < 1:
+        parser.error("--top-k must be at least 1")
+    from .errors import CnnvizError
+    from .models.torch_legacy import UnsafeWeightsError, WeightsFormatError
+
+    try:
+        args.func(args)
+    except (CnnvizError, UnsafeWeightsError, WeightsFormatError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # never a traceback for users; -v shows it
+        if args.verbose:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,1 @@
+"""Streamlit glue: cached wrappers around the library for the pages."""
