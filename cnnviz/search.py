@@ -75,7 +75,7 @@ class ExactIndex:
             elif m == "manhattan" or (m == "minkowski" and self.p == 1):
                 out[i] = diff.sum(axis=1)
             else:
-                out[i] = np.power(np.power(diff, self.p).sum(axis=1), 1.0 / self.p)
+                out[i] = np.power(_power(diff, self.p).sum(axis=1), 1.0 / self.p)
         return out
 
     def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -89,6 +89,16 @@ class ExactIndex:
             d[np.arange(len(d)), exclude] = np.inf
         k = min(k, len(self.base) - (0 if exclude is None else 1))
         return top_k_smallest(d, k)
+
+
+def _power(x: np.ndarray, p: float) -> np.ndarray:
+    """x ** p; small integer p by repeated multiplication (~10× faster than np.power)."""
+    if p.is_integer() and 1 <= p <= 8:
+        out = x.copy()
+        for _ in range(int(p) - 1):
+            out *= x
+        return out
+    return np.power(x, p)
 
 
 def top_k_smallest(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
