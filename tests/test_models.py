@@ -93,3 +93,14 @@ def test_converted_weights_are_cached(isolated_cache):
     second = build_model("mobilenet_v2_tv")
     for a, b in zip(first.model.weights, second.model.weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_keras_weights_found_in_weights_dir(monkeypatch, tmp_path):
+    from cnnviz.models.weights import keras_weights_path, weights_status
+
+    spec = get_model_spec("resnet50")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("CNNVIZ_WEIGHTS_DIR", str(tmp_path))
+    assert weights_status(spec) == "missing"
+    (tmp_path / spec.keras_weights_file).write_bytes(b"h5")
+    assert weights_status(spec) == "available" and keras_weights_path(spec).parent == tmp_path

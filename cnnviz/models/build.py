@@ -21,6 +21,8 @@ from .weights import file_digest, install_hint, weights_path
 
 log = logging.getLogger(__name__)
 
+CONVERTER_VERSION = 1  # bump when a port's layer mapping changes: old conversions become misses
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -120,7 +122,8 @@ def build_model(name: str, *, require_weights: bool = True) -> LoadedModel:
 
 
 def _load_converted(spec: ModelSpec, source: Path, model, loader) -> None:
-    key = cache.make_key("weights", model=spec.name, source=source.name, digest=file_digest(source))
+    key = cache.make_key("weights", model=spec.name, source=source.name, digest=file_digest(source),
+                         converter=CONVERTER_VERSION)
     target = cache.entry_dir("weights") / f"{spec.name}-{key[:16]}.weights.h5"
     if target.exists():
         try:

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from .layers import Preprocess
+from .torch_convert import batchnorm_weights, conv_kernel, dense_weights, depthwise_kernel
 
 # Strides of EfficientNet-B0's seven stages.
 _B0_STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
@@ -100,29 +101,21 @@ def build_architecture(blocks: list[BlockDef], input_size: int, num_classes: int
     return keras.Model(inputs, x, name="efficientnet_lite")
 
 
-def _conv_kernel(w: np.ndarray) -> np.ndarray:
-    return np.transpose(w, (2, 3, 1, 0))  # (O, I, kh, kw) -> (kh, kw, I, O)
-
-
-def _bn_weights(state: dict[str, np.ndarray], prefix: str) -> list[np.ndarray]:
-    return [state[f"{prefix}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")]
-
-
 def load_state_dict(model: keras.Model, blocks: list[BlockDef], state: dict[str, np.ndarray]) -> None:
     """Copy PyTorch tensors into the matching Keras layers."""
-    model.get_layer("stem_conv").set_weights([_conv_kernel(state["_conv_stem.weight"])])
-    model.get_layer("stem_bn").set_weights(_bn_weights(state, "_bn0"))
+    model.get_layer("stem_conv").set_weights([conv_kernel(state["_conv_stem.weight"])])
+    model.get_layer("stem_bn").set_weights(batchnorm_weights(state, "_bn0"))
     for b in blocks:
         p = f"_blocks.{b.index}"
         if b.expanded_ch != b.in_ch:
-            model.get_layer(f"{b.name}_expand_conv").set_weights([_conv_kernel(state[f"{p}._expand_conv.weight"])])
-            model.get_layer(f"{b.name}_expand_bn").set_weights(_bn_weights(state, f"{p}._bn0"))
+            model.get_layer(f"{b.name}_expand_conv").set_weights([conv_kernel(state[f"{p}._expand_conv.weight"])])
+            model.get_layer(f"{b.name}_expand_bn").set_weights(batchnorm_weights(state, f"{p}._bn0"))
         dw = state[f"{p}._depthwise_conv.weight"]  # (C, 1, k, k) -> (k, k, C, 1)
-        model.get_layer(f"{b.name}_dwconv").set_weights([np.transpose(dw, (2, 3, 0, 1))])
-        model.get_layer(f"{b.name}_dw_bn").set_weights(_bn_weights(state, f"{p}._bn1"))
-        model.get_layer(f"{b.name}_project_conv").set_weights([_conv_kernel(state[f"{p}._project_conv.weight"])])
+        model.get_layer(f"{b.name}_dwconv").set_weights([depthwise_kernel(dw)])
+        model.get_layer(f"{b.name}_dw_bn").set_weights(batchnorm_weights(state, f"{p}._bn1"))
+        model.get_layer(f"{b.name}_project_conv").set_weights([conv_kernel(state[f"{p}._project_conv.weight"])])
         residual = b.stride == 1 and b.in_ch == b.out_ch
-        model.get_layer(f"{b.name}_project_bn" if residual else f"{b.name}_out").set_weights(_bn_weights(state, f"{p}._bn2"))
-    model.get_layer("head_conv").set_weights([_conv_kernel(state["_conv_head.weight"])])
-    model.get_layer("head_bn").set_weights(_bn_weights(state, "_bn1"))
-    model.get_layer("predictions").set_weights([state["_fc.weight"].T, state["_fc.bias"]])
+        model.get_layer(f"{b.name}_project_bn" if residual else f"{b.name}_out").set_weights(batchnorm_weights(state, f"{p}._bn2"))
+    model.get_layer("head_conv").set_weights([conv_kernel(state["_conv_head.weight"])])
+    model.get_layer("head_bn").set_weights(batchnorm_weights(state, "_bn1"))
+    model.get_layer("predictions").set_weights(dense_weights(state, "_fc"))

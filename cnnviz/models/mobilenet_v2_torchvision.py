@@ -7,12 +7,11 @@ the numbers match the PyTorch reference. BN eps is torchvision's 1e-5.
 
 from __future__ import annotations
 
-import re
-
 import keras
 import numpy as np
 
 from .layers import Preprocess
+from .torch_convert import batchnorm_weights, conv_kernel, dense_weights, depthwise_kernel
 
 # (expansion t, output channels c, repeats n, first stride s) — the MobileNetV2 paper's table.
 _INVERTED_RESIDUAL_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
@@ -77,33 +76,26 @@ def _project_key(state, i: int) -> str:
     return f"features.{i}.conv.1.weight" if i == 1 else f"features.{i}.conv.2.weight"
 
 
-def _kernel(w):
-    return np.transpose(w, (2, 3, 1, 0))
-
-
-def _bn_weights(state, prefix):
-    return [state[f"{prefix}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")]
-
-
 def load_state_dict(model: keras.Model, state: dict[str, np.ndarray]) -> None:
     """Copy torchvision tensors into the matching Keras layers."""
-    model.get_layer("stem_conv").set_weights([_kernel(state["features.0.0.weight"])])
-    model.get_layer("stem_bn").set_weights(_bn_weights(state, "features.0.1"))
+    model.get_layer("stem_conv").set_weights([conv_kernel(state["features.0.0.weight"])])
+    model.get_layer("stem_bn").set_weights(batchnorm_weights(state, "features.0.1"))
     n_blocks = len(block_strides())
     for i in range(1, n_blocks + 1):
         name, p = f"block{i}", f"features.{i}.conv"
         dw_idx = 0 if i == 1 else 1
         if i > 1:
-            model.get_layer(f"{name}_expand_conv").set_weights([_kernel(state[f"{p}.0.0.weight"])])
-            model.get_layer(f"{name}_expand_bn").set_weights(_bn_weights(state, f"{p}.0.1"))
-        model.get_layer(f"{name}_dwconv").set_weights([np.transpose(state[f"{p}.{dw_idx}.0.weight"], (2, 3, 0, 1))])
-        model.get_layer(f"{name}_dw_bn").set_weights(_bn_weights(state, f"{p}.{dw_idx}.1"))
-        model.get_layer(f"{name}_project_conv").set_weights([_kernel(state[_project_key(state, i)])])
+            model.get_layer(f"{name}_expand_conv").set_weights([conv_kernel(state[f"{p}.0.0.weight"])])
+            model.get_layer(f"{name}_expand_bn").set_weights(batchnorm_weights(state, f"{p}.0.1"))
+        model.get_layer(f"{name}_dwconv").set_weights([depthwise_kernel(state[f"{p}.{dw_idx}.0.weight"])])
+        model.get_layer(f"{name}_dw_bn").set_weights(batchnorm_weights(state, f"{p}.{dw_idx}.1"))
+        model.get_layer(f"{name}_project_conv").set_weights([conv_kernel(state[_project_key(state, i)])])
         bn_prefix = f"{p}.2" if i == 1 else f"{p}.3"
-        bn_layer = f"{name}_project_bn" if any(l.name == f"{name}_project_bn" for l in model.layers) else f"{name}_out"
-        model.get_layer(bn_layer).set_weights(_bn_weights(state, bn_prefix))
-    model.get_layer("head_conv").set_weights([_kernel(state["features.18.0.weight"])])
-    model.get_layer("head_bn").set_weights(_bn_weights(state, "features.18.1"))
-    model.get_layer("predictions").set_weights([state["classifier.1.weight"].T, state["classifier.1.bias"]])
+        residual = f"{name}_project_bn" in {layer.name for layer in model.layers}
+        bn_layer = f"{name}_project_bn" if residual else f"{name}_out"
+        model.get_layer(bn_layer).set_weights(batchnorm_weights(state, bn_prefix))
+    model.get_layer("head_conv").set_weights([conv_kernel(state["features.18.0.weight"])])
+    model.get_layer("head_bn").set_weights(batchnorm_weights(state, "features.18.1"))
+    model.get_layer("predictions").set_weights(dense_weights(state, "classifier.1"))
 
 
