@@ -150,17 +150,24 @@ def search(model: str, layer: str, query: str, dataset: str | None = None, image
     return search_features(ds, feats, loaded, layer, query, metric, p, top_k, pooling)
 
 
-def search_features(ds: ImageDataset, feats: np.ndarray, loaded: LoadedModel, layer: str, query: str,
-                    metric: str, p: float | None, top_k: int, pooling: str = "avg") -> SearchResult:
-    """Search with precomputed dataset features (the page's warm path)."""
-    q_index, q_path = resolve_query(ds, query)
-    if q_index is not None:
-        q_vec = feats[q_index : q_index + 1]
-        q_label = ds.items[q_index].label
-        q_id = ds.items[q_index].id
+def search_features(ds: ImageDataset, feats: np.ndarray, loaded: LoadedModel, layer: str, query: str | None,
+                    metric: str, p: float | None, top_k: int, pooling: str = "avg",
+                    query_image: bytes | None = None, query_name: str = "uploaded image") -> SearchResult:
+    """Search with precomputed dataset features (the pages' warm path).
+
+    The query is a dataset id / index / path (``query``), or raw image bytes
+    (``query_image``, e.g. an upload), which has no class and so no score.
+    """
+    if query_image is not None:
+        q_index, q_path = None, Path(query_name)
+        pixels = load_for_model(query_image, loaded.spec.input_size, name=query_name)[None]
     else:
-        img = load_for_model(q_path, loaded.spec.input_size)[None]
-        q_vec = features_of_images(loaded, img, [layer], pooling)[layer]
+        q_index, q_path = resolve_query(ds, query)
+        pixels = None if q_index is not None else load_for_model(q_path, loaded.spec.input_size)[None]
+    if q_index is not None:
+        q_vec, q_label, q_id = feats[q_index : q_index + 1], ds.items[q_index].label, ds.items[q_index].id
+    else:
+        q_vec = features_of_images(loaded, pixels, [layer], pooling)[layer]
         q_label, q_id = None, q_path.name
     index = ExactIndex(feats, metric, p)
     exclude = None if q_index is None else np.array([q_index])
@@ -199,3 +206,31 @@ def evaluate(model: str, dataset: str | None = None, images: str | None = None, 
                          "knn_accuracy": rep.knn_accuracy, "n_images": len(ds.items),
                          "per_class": rep.per_class})
     return {"dataset": ds.name, "model": model, "k": k, "knn_k": 5, "pooling": pooling, "rows": rows}
+
+
+def compare_models(dataset_ref: str, models: Sequence[str], metrics: Sequence[str], layers: str = "all",
+                   p: float | None = None, k: int = DEFAULT_K, pooling: str = "avg",
+                   progress: Progress | None = None) -> list[dict]:
+    """Mean search score, precision@k and kNN accuracy for every (model, layer, metric).
+
+    Rows carry ``layer_index`` (1–8, 9 = embedding) so layers of different
+    models line up from early to late.
+    """
+    from .data import open_dataset
+
+    ds = open_dataset(dataset_ref)
+    if not ds.labelled:
+        raise DatasetError(f"{ds.name}: comparing scores needs labels (one sub-folder per class)")
+    rows = []
+    for m_i, model in enumerate(models):
+        loaded = get_model(model)
+        step = (lambda done, total, m_i=m_i: progress(m_i * total + done, total * len(models))) if progress else None
+        feats = extract_features(loaded, ds, layers, pooling, progress=step)
+        order = list(loaded.spec.all_layers)
+        for layer, f in feats.items():
+            for metric in metrics:
+                rep = evaluate_retrieval(f, ds.labels, metric, p, k)
+                rows.append({"model": model, "layer": layer, "layer_index": order.index(layer) + 1, "metric": metric,
+                             "mean_score": rep.mean_score, "precision_at_k": rep.precision,
+                             "knn_accuracy": rep.knn_accuracy, "n_images": len(ds.items)})
+    return rows

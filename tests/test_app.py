@@ -1,28 +1,132 @@
-from streamlit.testing.v1 import AppTest
+"""Streamlit AppTest for every page: change each widget, results change, no exception."""
 
 from pathlib import Path
 
+import pytest
+from streamlit.testing.v1 import AppTest
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-TIMEOUT = 180  # first run builds the model and extracts features
+TIMEOUT = 300  # a cold page builds a TF model and extracts features
 
 
-def test_home_page_runs_and_a_click_shows_results():
+def new_app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     assert not at.exception
-    assert at.selectbox(key="home_dataset").value == "stamps"
-    first = next(b for b in at.button if b.key and b.key.startswith("q_birds/"))
-    first.click().run()
-    assert not at.exception
-    score = [m for m in at.metric if m.label == "Search score"]
-    assert score and 0 <= float(score[0].value.split()[0]) <= 100
-    assert any("Query: birds/" in s.value for s in at.subheader)
+    return at
 
 
-def test_changing_dataset_clears_a_stale_query():
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    next(b for b in at.button if b.key and b.key.startswith("q_")).click().run()
-    at.selectbox(key="home_dataset").set_value("fashion").run()
+def click_first(at: AppTest, prefix: str) -> str:
+    button = next(b for b in at.button if b.key and b.key.startswith(prefix))
+    button.click().run()
     assert not at.exception
+    return button.key.split("_", 1)[1]
+
+
+def metric_value(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_home_click_shows_results_and_score():
+    at = new_app()
+    assert at.selectbox(key="cnnviz.dataset").value == "stamps"
+    query = click_first(at, "home_birds/")
+    assert any(query in s.value for s in at.subheader)
+    assert 0 <= float(metric_value(at, "Search score").split()[0]) <= 100
+    assert at.button(key="home_" + query)  # grid still there
+    next(b for b in at.button if b.label == "Clear query").click().run()
     assert not [m for m in at.metric if m.label == "Search score"]
+
+
+def test_home_dataset_change_clears_the_query():
+    at = new_app()
+    at.session_state["cnnviz.query"] = "birds/magpie.jpg"
+    at.selectbox(key="cnnviz.dataset").set_value("fashion").run()
+    assert not at.exception
+    assert at.session_state["cnnviz.query"] is None  # on_change cleared it
+    assert any("fashion: 200 images" in s.value for s in at.subheader)
+
+
+def test_home_model_change_changes_results():
+    at = new_app()
+    click_first(at, "home_birds/")
+    before = metric_value(at, "Search score")
+    at.selectbox(key="cnnviz.model").set_value("mobilenet_v2_tv").run()
+    assert not at.exception
+    assert metric_value(at, "Search score") != before
+
+
+def test_bad_folder_shows_error_and_keeps_dataset(tmp_path):
+    at = new_app()
+    at.text_input(key="cnnviz.folder_path").set_value(str(tmp_path / "nope"))
+    next(b for b in at.button if b.label == "Open folder").click().run()
+    assert not at.exception
+    assert any("no such file or folder" in e.value for e in at.error)
+    assert at.selectbox(key="cnnviz.dataset").value == "stamps"
+
+
+def test_good_folder_becomes_the_dataset(tiny_folder):
+    at = new_app()
+    at.text_input(key="cnnviz.folder_path").set_value(str(tiny_folder))
+    next(b for b in at.button if b.label == "Open folder").click().run()
+    assert not at.exception
+    assert at.selectbox(key="cnnviz.dataset").value == str(tiny_folder)
+    assert any("12 images" in s.value for s in at.subheader)
+
+
+def test_search_page_every_widget_changes_results():
+    at = new_app()
+    at.switch_page("app_pages/search.py").run()
+    assert not at.exception
+    click_first(at, "search_birds/")
+    score = lambda: metric_value(at, "Search score")
+    mean = lambda: metric_value(at, "Mean search score")
+    s0, m0 = score(), mean()
+
+    at.selectbox(key="search.metric").set_value("chebyshev").run()
+    assert not at.exception and mean() != m0
+    at.selectbox(key="search.metric").set_value("minkowski").run()
+    assert at.slider(key="search.p").value == 3.0
+    assert any("p = 2 ranks exactly like euclidean" in c.value for c in at.caption)
+    at.slider(key="search.p").set_value(1.0).run()
+    assert not at.exception
+    m_p1 = mean()
+    at.selectbox(key="search.metric").set_value("manhattan").run()
+    assert mean() == m_p1  # minkowski p=1 ranks exactly like manhattan
+
+    at.selectbox(key="search.layer").set_value("stem_relu").run()
+    assert not at.exception and mean() != m_p1
+    assert any("pooled vector of 32" in c.value for c in at.caption)
+    at.selectbox(key="search.pooling").set_value("grid2").run()
+    assert any("pooled vector of 128" in c.value for c in at.caption)
+    at.number_input(key="search.top_k").set_value(5).run()
+    assert not at.exception
+    assert any(m.label == "Precision@5" for m in at.metric)
+    at.radio(key="search.projection").set_value("pca").run()
+    assert not at.exception
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+
+
+def test_compare_page_side_by_side_and_heatmap():
+    at = new_app()
+    click_first(at, "home_fruit/")
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception
+    assert at.multiselect(key="compare.models").value == ["efficientnet_lite0", "mobilenet_v2_tv", "efficientnet_lite2"]
+    texts = lambda: [m.value for m in at.markdown if "· score" in m.value]
+    assert len(texts()) == 3
+    at.multiselect(key="compare.models").set_value(["efficientnet_lite0", "mobilenet_v2_tv"]).run()
+    assert not at.exception and len(texts()) == 2
+    before = texts()
+    at.selectbox(key="compare.metric").set_value("chebyshev").run()
+    assert not at.exception and texts() != before
+    at.selectbox(key="compare.layer.mobilenet_v2_tv").set_value("block10_out").run()
+    assert not at.exception
+    assert at.get("download_button")
+
+
+def test_compare_needs_two_models():
+    at = new_app()
+    at.switch_page("app_pages/compare.py").run()
+    at.multiselect(key="compare.models").set_value(["efficientnet_lite0"]).run()
+    assert any("at least two" in i.value for i in at.info)

@@ -61,6 +61,11 @@ def open_images(path: str | Path) -> ImageDataset:
     return scan_folder(p)
 
 
+def open_dataset(ref: str) -> ImageDataset:
+    """A dataset from a reference: a sample-set name, or a folder/zip path."""
+    return load_dataset(ref) if ref in DATASETS else open_images(ref)
+
+
 def resolve_dataset(dataset: str | None = None, images: str | Path | None = None) -> ImageDataset:
     """Exactly one of a sample-set name or an images path."""
     if (dataset is None) == (images is None):

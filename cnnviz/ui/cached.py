@@ -1,18 +1,24 @@
 """Streamlit caching around the library: models as resources, arrays as data.
 
-Pages call only these (and plain library functions), so nothing heavy is
-recomputed on a rerun.
+Pages call these (and plain library functions), so nothing heavy is
+recomputed on a rerun. Long first calls show a progress bar.
 """
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from .. import workflows
-from ..data import ImageDataset, load_dataset
-from ..features import extract_features
+from ..data import ImageDataset, open_dataset
+from ..features import extract_features, layer_infos
 from ..models.build import LoadedModel
+from ..projection import ProjectionConfig, project, warm_up_umap
+from ..scoring import DEFAULT_K, evaluate_retrieval
 
 
 @st.cache_resource(show_spinner=False)
@@ -22,24 +28,80 @@ def model(name: str) -> LoadedModel:
 
 
 @st.cache_resource(show_spinner=False)
-def dataset(name: str) -> ImageDataset:
-    return load_dataset(name)
+def dataset(ref: str) -> ImageDataset:
+    """A dataset by sample name or folder/zip path (scanned once per server)."""
+    return open_dataset(ref)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def features(model_name: str, dataset_name: str, layer: str, pooling: str = "avg") -> np.ndarray:
-    """Pooled features of one layer (disk-cached; first call shows progress)."""
-    loaded, ds = model(model_name), dataset(dataset_name)
-    bar = st.progress(0.0, text=f"Extracting {model_name} features of {dataset_name}…")
+@st.cache_resource(show_spinner=False)
+def umap_warm_up() -> None:
+    """Start compiling UMAP in the background, once per server process."""
+    warm_up_umap()
+
+
+def _bar(text: str):
+    bar = st.progress(0.0, text=text)
+    return bar, lambda done, total: bar.progress(done / max(total, 1), text=f"{text} {done}/{total} images")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def features(model_name: str, dataset_ref: str, layer: str, pooling: str = "avg") -> np.ndarray:
+    """Pooled features of one layer; the first call extracts every layer in one pass."""
+    loaded, ds = model(model_name), dataset(dataset_ref)
+    bar, update = _bar(f"Extracting {model_name} features of {ds.name}:")
     try:
-        return extract_features(loaded, ds, [layer], pooling,
-                                progress=lambda done, total: bar.progress(done / total, text=f"Extracting features: {done}/{total} images"))[layer]
+        return extract_features(loaded, ds, "all", pooling, progress=update)[layer]
     finally:
         bar.empty()
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+@st.cache_data(show_spinner=False, max_entries=16)
+def layer_table(model_name: str, pooling: str = "avg") -> pd.DataFrame:
+    infos = layer_infos(model(model_name), pooling)
+    return pd.DataFrame([{"layer": i.name, "shape": "×".join(map(str, i.shape)), "pooled": i.pooled_dim} for i in infos])
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def retrieval_report(model_name: str, dataset_ref: str, layer: str, metric: str, p: float | None,
+                     pooling: str = "avg", k: int = DEFAULT_K) -> dict:
+    """Dataset-wide search score for one setting: mean, per class, per query."""
+    ds = dataset(dataset_ref)
+    rep = evaluate_retrieval(features(model_name, dataset_ref, layer, pooling), ds.labels, metric, p, k)
+    return {"mean_score": rep.mean_score, "precision_at_k": rep.precision, "knn_accuracy": rep.knn_accuracy,
+            "per_class": rep.per_class, "query_scores": rep.query_scores.tolist()}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def projection(model_name: str, dataset_ref: str, layer: str, pooling: str, method: str, metric: str) -> np.ndarray:
+    cfg = ProjectionConfig(method=method, metric=metric)
+    return project(features(model_name, dataset_ref, layer, pooling), cfg)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def comparison(dataset_ref: str, models: tuple[str, ...], metrics: tuple[str, ...], p: float | None) -> pd.DataFrame:
+    """Every (model, layer, metric) score; extracts missing features with progress."""
+    bar, update = _bar("Extracting features for the comparison:")
+    try:
+        return pd.DataFrame(workflows.compare_models(dataset_ref, models, metrics, p=p, progress=update))
+    finally:
+        bar.empty()
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
 def thumbnail(path: str, size: int = 160) -> np.ndarray:
     from ..data.images import load_thumbnail
 
     return np.asarray(load_thumbnail(path, size))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def thumbnail_uris(dataset_ref: str, size: int = 64) -> list[str]:
+    """Small JPEG data URIs of every image (for chart tooltips)."""
+    from PIL import Image
+
+    out = []
+    for item in dataset(dataset_ref).items:
+        buf = io.BytesIO()
+        Image.fromarray(thumbnail(str(item.path), size)).save(buf, format="JPEG", quality=80)
+        out.append("data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode())
+    return out

@@ -1,0 +1,37 @@
+"""Home (basic mode): click an image, see the most similar images and the search score."""
+
+import streamlit as st
+
+from cnnviz.errors import CnnvizError
+from cnnviz.scoring import DEFAULT_K
+from cnnviz.ui import cached, state, widgets
+from cnnviz.workflows import search_features
+
+st.title("cnnviz — semantic image search")
+st.caption("Click any image: the model's embedding finds the most similar images of the dataset. "
+           "Pick the dataset and model in the sidebar; layers, metrics and maps are on **Search (advanced)**, "
+           "model-vs-model on **Compare models**.")
+
+model_name, ref = st.session_state[state.MODEL], st.session_state[state.DATASET]
+try:
+    ds, loaded = cached.dataset(ref), cached.model(model_name)
+    layer = loaded.spec.embedding_layer
+    feats = cached.features(model_name, ref, layer)
+except CnnvizError as exc:
+    st.error(str(exc))
+    st.stop()
+
+query = st.session_state[state.QUERY]
+if query in ds.ids:
+    res = search_features(ds, feats, loaded, layer, query, "cosine", None, DEFAULT_K)
+    st.subheader(f"Most similar to {res.query_id}")
+    left, right = st.columns([1, 3])
+    with left:
+        widgets.query_card(res, DEFAULT_K, model_name, layer)
+        st.button("Clear query", on_click=state.set_query, args=(None,))
+    with right:
+        widgets.results_grid(res)
+    st.divider()
+
+st.subheader(f"{ds.name}: {len(ds.items)} images, {len(ds.classes)} classes — click one")
+widgets.clickable_grid(ds, key="home")

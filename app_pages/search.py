@@ -1,0 +1,102 @@
+"""Search (advanced): layer, metric, pooling and top-k; scores per class; a UMAP map of the features."""
+
+import pandas as pd
+import streamlit as st
+
+from cnnviz.errors import CnnvizError
+from cnnviz.features import POOLINGS
+from cnnviz.projection import umap_metric, umap_ready
+from cnnviz.scoring import DEFAULT_K
+from cnnviz.search import METRICS
+from cnnviz.ui import cached, charts, state, widgets
+from cnnviz.workflows import search_features
+
+st.title("Search — every layer, every metric")
+model_name, ref = st.session_state[state.MODEL], st.session_state[state.DATASET]
+try:
+    ds, loaded = cached.dataset(ref), cached.model(model_name)
+except CnnvizError as exc:
+    st.error(str(exc))
+    st.stop()
+cached.umap_warm_up()
+
+spec = loaded.spec
+c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
+pooling = c3.selectbox("Pooling", POOLINGS, key="search.pooling", help="avg/max: one value per channel; grid2: a 2×2 grid of averages (4× longer vectors)")
+layers = cached.layer_table(model_name, pooling)
+layer = c1.selectbox("Layer", list(spec.all_layers), index=len(spec.all_layers) - 1, key="search.layer",
+                     format_func=lambda n: f"{n} (embedding)" if n == spec.embedding_layer else n)
+row = layers[layers.layer == layer].iloc[0]
+c1.caption(f"output {row['shape']} → pooled vector of {row['pooled']}")
+metric = c2.selectbox("Metric", METRICS, key="search.metric")
+p = None
+if metric == "minkowski":
+    p = c2.slider("Minkowski p", 1.0, 8.0, 3.0, 0.5, key="search.p")
+    c2.caption("p = 2 ranks exactly like euclidean, p = 1 like manhattan.")
+top_k = c4.number_input("Top k", 1, 50, DEFAULT_K, key="search.top_k")
+
+try:
+    feats = cached.features(model_name, ref, layer, pooling)
+except CnnvizError as exc:
+    st.error(str(exc))
+    st.stop()
+
+with st.expander("Choose the query: click a dataset image or upload one", expanded=st.session_state[state.QUERY] is None and not st.session_state[state.UPLOAD]):
+    upload = st.file_uploader("Upload a query image", type=["jpg", "jpeg", "png", "webp", "bmp", "gif"], key="search.upload")
+    if upload is not None and (st.session_state[state.UPLOAD] or ("", b""))[0] != upload.name:
+        st.session_state[state.UPLOAD] = (upload.name, upload.getvalue())
+        st.session_state[state.QUERY] = None
+    widgets.clickable_grid(ds, key="search", columns=10, thumb=72)
+
+query, uploaded = st.session_state[state.QUERY], st.session_state[state.UPLOAD]
+res = None
+try:
+    if uploaded:
+        res = search_features(ds, feats, loaded, layer, None, metric, p, int(top_k), pooling,
+                              query_image=uploaded[1], query_name=uploaded[0])
+    elif query in ds.ids:
+        res = search_features(ds, feats, loaded, layer, query, metric, p, int(top_k), pooling)
+except CnnvizError as exc:
+    st.error(str(exc))
+    st.session_state[state.UPLOAD] = None
+
+if res is not None:
+    st.subheader(f"Results for {res.query_id}")
+    left, right = st.columns([1, 3])
+    with left:
+        widgets.query_card(res, int(top_k), model_name, layer)
+    with right:
+        widgets.results_grid(res)
+else:
+    st.info("Pick a query image above.")
+
+st.divider()
+if ds.labelled:
+    report = cached.retrieval_report(model_name, ref, layer, metric, p, pooling, int(top_k))
+    st.subheader("How well does this setting search the whole dataset?")
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Mean search score", f"{report['mean_score']:.1f}", help="Mean over every image used as the query")
+    m2.metric(f"Precision@{int(top_k)}", f"{report['precision_at_k']:.3f}")
+    m3.metric("Leave-one-out 5-NN accuracy", f"{report['knn_accuracy']:.3f}")
+    st.altair_chart(charts.per_class_scores(report["per_class"], res.query_label if res else None), width="stretch")
+else:
+    st.caption("This dataset has no classes, so there is no score — search and the map still work.")
+
+st.subheader("Feature map")
+method = st.radio("Projection", ["umap", "pca"], horizontal=True, key="search.projection",
+                  format_func=str.upper, help=f"UMAP with the {umap_metric(metric)} metric, or the top-2 principal components")
+if method == "umap" and not umap_ready():
+    st.info("UMAP is compiling its numba code (first use in this server process, about 30 s); showing PCA meanwhile.")
+    if st.button("Show UMAP now"):
+        st.rerun()
+    method = "pca"
+points = cached.projection(model_name, ref, layer, pooling, method, umap_metric(metric))
+roles = {h.id: "result" for h in res.hits} if res else {}
+if res and res.in_dataset:
+    roles[res.query_id] = "query"
+df = pd.DataFrame({"x": points[:, 0], "y": points[:, 1], "id": ds.ids, "label": [l or "-" for l in ds.labels],
+                   "role": [roles.get(i, "other") for i in ds.ids], "image": cached.thumbnail_uris(ref)})
+st.altair_chart(charts.feature_map(df, f"{method.upper()} of {model_name} · {layer} ({pooling})"),
+                width="stretch", on_select=lambda: state.set_query_from_map("search.map", charts.MAP_SELECTION, ds.ids),
+                key="search.map")
+st.caption("Hover a point to see the image; click it to make it the query. Big outlined point: the query; outlined: its results.")

@@ -1,0 +1,76 @@
+"""Altair charts for the pages: pure functions from data to a chart."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+MAP_SELECTION = "picked"
+
+
+def per_class_scores(per_class: dict[str, float], query_class: str | None = None) -> alt.Chart:
+    df = pd.DataFrame({"class": list(per_class), "score": list(per_class.values())})
+    df["is_query_class"] = df["class"] == query_class
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("score:Q", title="mean search score", scale=alt.Scale(domain=[0, 100])),
+            y=alt.Y("class:N", sort="-x", title=None),
+            color=alt.condition("datum.is_query_class", alt.value("#2f6fde"), alt.value("#9db4d9")),
+            tooltip=["class", alt.Tooltip("score:Q", format=".1f")],
+        )
+        .properties(height=max(120, 22 * len(df)))
+    )
+
+
+def feature_map(df: pd.DataFrame, title: str) -> alt.Chart:
+    """Scatter of a 2-D projection: colour = class, query and results highlighted, click selects.
+
+    ``df`` columns: x, y, id, label, role ("query" | "result" | "other"), image (data URI).
+    The ``image`` tooltip field renders as a thumbnail.
+    """
+    pick = alt.selection_point(name=MAP_SELECTION, fields=["id"], on="click", toggle=False)
+    base = alt.Chart(df).encode(
+        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
+        tooltip=[alt.Tooltip("id:N", title="image"), alt.Tooltip("label:N", title="class"), "image"],
+    )
+    points = base.mark_circle(opacity=0.85).encode(
+        color=alt.Color("label:N", title="class", legend=alt.Legend(orient="right")),
+        size=alt.Size("role:N", scale=alt.Scale(domain=["query", "result", "other"], range=[400, 140, 45]), legend=None),
+        stroke=alt.condition("datum.role != 'other'", alt.value("black"), alt.value(None)),
+        strokeWidth=alt.condition("datum.role == 'query'", alt.value(3), alt.value(1)),
+    ).add_params(pick)
+    return points.properties(title=title, height=460)
+
+
+def score_heatmap(df: pd.DataFrame, metric: str) -> alt.Chart:
+    """Model × layer (early → late) heatmap of the dataset's mean search score."""
+    d = df[df["metric"] == metric]
+    base = alt.Chart(d).encode(
+        x=alt.X("layer_index:O", title="layer (1 = earliest, 9 = embedding)"),
+        y=alt.Y("model:N", title=None),
+        tooltip=["model", "layer", alt.Tooltip("mean_score:Q", format=".1f"), alt.Tooltip("knn_accuracy:Q", format=".3f")],
+    )
+    rect = base.mark_rect().encode(color=alt.Color("mean_score:Q", title="score", scale=alt.Scale(scheme="viridis", domain=[0, 100])))
+    text = base.mark_text(fontSize=11).encode(
+        text=alt.Text("mean_score:Q", format=".0f"),
+        color=alt.condition("datum.mean_score > 60", alt.value("black"), alt.value("white")),
+    )
+    return (rect + text).properties(height=max(100, 40 * d["model"].nunique()))
+
+
+def metric_by_model(df: pd.DataFrame) -> alt.Chart:
+    """Mean search score of each model's embedding under every metric."""
+    d = df[df["layer_index"] == df.groupby("model")["layer_index"].transform("max")]
+    return (
+        alt.Chart(d)
+        .mark_bar()
+        .encode(
+            x=alt.X("metric:N", title=None), xOffset="model:N",
+            y=alt.Y("mean_score:Q", title="mean search score (embedding)", scale=alt.Scale(domain=[0, 100])),
+            color=alt.Color("model:N"),
+            tooltip=["model", "metric", alt.Tooltip("mean_score:Q", format=".1f"), alt.Tooltip("knn_accuracy:Q", format=".3f")],
+        )
+        .properties(height=300)
+    )
