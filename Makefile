@@ -4,7 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cnnviz-installed
 
-.PHONY: setup run test bench clean
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: setup browser run test bench clean
 
 setup: $(STAMP)
 
@@ -18,11 +20,17 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
 run: setup
 	$(PY) -m streamlit run app.py
 
-test: setup
+# Debian's chromium for the real-browser test (playwright never downloads a browser here).
+browser:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; } \
+		|| echo "warning: could not install chromium; the browser test will be skipped"
+
+test: setup browser
 	$(PY) -m pytest
 
 bench: setup
 	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/ui_latency.py
 
 clean:
 	rm -rf $(VENV) cache/*/

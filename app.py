@@ -5,12 +5,15 @@ the entrypoint as a legacy (v1) multipage app, and on a fresh server a deep link
 such as /compare then runs the page *without* this file (no sidebar, no state).
 """
 
+import time
+
 import streamlit as st
 
 from cnnviz.data import DEFAULT_DATASET, list_datasets
 from cnnviz.models import DEFAULT_MODEL
 from cnnviz.ui import sidebar, state
 
+started = time.perf_counter()
 st.set_page_config(page_title="cnnviz", page_icon="🔎", layout="wide")
 state.init_defaults(DEFAULT_DATASET, DEFAULT_MODEL)
 sidebar.dataset_and_model(list_datasets())
@@ -21,3 +24,4 @@ pages = [
     st.Page("app_pages/compare.py", title="Compare models", icon="⚖️"),
 ]
 st.navigation(pages).run()
+state.record_run_time(time.perf_counter() - started)

@@ -46,7 +46,8 @@ with st.expander("Choose the query: click a dataset image or upload one", expand
     if upload is not None and (st.session_state[state.UPLOAD] or ("", b""))[0] != upload.name:
         st.session_state[state.UPLOAD] = (upload.name, upload.getvalue())
         st.session_state[state.QUERY] = None
-    widgets.clickable_grid(ds, key="search", columns=10, thumb=72)
+    st.caption("Select a row to make that image the query (or click a point on the map below).")
+    widgets.picker_table(ds, ref, key="search.picker")
 
 query, uploaded = st.session_state[state.QUERY], st.session_state[state.UPLOAD]
 res = None

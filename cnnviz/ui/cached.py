@@ -87,21 +87,18 @@ def comparison(dataset_ref: str, models: tuple[str, ...], metrics: tuple[str, ..
         bar.empty()
 
 
-@st.cache_data(show_spinner=False, max_entries=1024)
-def thumbnail(path: str, size: int = 160) -> np.ndarray:
+@st.cache_data(show_spinner=False, max_entries=2048)
+def thumbnail(path: str, size: int = 160) -> bytes:
+    """A JPEG thumbnail as bytes: st.image sends bytes as-is (numpy arrays are re-encoded every run)."""
     from ..data.images import load_thumbnail
 
-    return np.asarray(load_thumbnail(path, size))
+    buf = io.BytesIO()
+    load_thumbnail(path, size).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def thumbnail_uris(dataset_ref: str, size: int = 64) -> list[str]:
     """Small JPEG data URIs of every image (for chart tooltips)."""
-    from PIL import Image
-
-    out = []
-    for item in dataset(dataset_ref).items:
-        buf = io.BytesIO()
-        Image.fromarray(thumbnail(str(item.path), size)).save(buf, format="JPEG", quality=80)
-        out.append("data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode())
-    return out
+    return ["data:image/jpeg;base64," + base64.b64encode(thumbnail(str(item.path), size)).decode()
+            for item in dataset(dataset_ref).items]

@@ -9,6 +9,7 @@ MODEL = "cnnviz.model"
 QUERY = "cnnviz.query"  # dataset image id, or None
 UPLOAD = "cnnviz.query_upload"  # (name, bytes) of an uploaded query image, or None
 CUSTOM_DATASETS = "cnnviz.custom_datasets"  # {label: ref} added by this session
+LAST_RUN_MS = "cnnviz.last_run_ms"  # server time of the last complete script run
 
 
 def init_defaults(dataset: str, model: str) -> None:
@@ -30,3 +31,9 @@ def set_query_from_map(chart_key: str, selection: str, valid_ids: list[str]) -> 
     picked = (event.selection.get(selection) or []) if event else []
     if picked and picked[0].get("id") in valid_ids:
         set_query(picked[0]["id"])
+
+
+def record_run_time(seconds: float) -> None:
+    """Keep and show how long this script run took on the server (read by benchmarks/ui_latency.py)."""
+    st.session_state[LAST_RUN_MS] = 1000 * seconds
+    st.sidebar.caption(f"⏱ server time for this page: {1000 * seconds:.0f} ms")

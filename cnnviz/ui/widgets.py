@@ -43,3 +43,22 @@ def query_card(res: SearchResult, k: int, model_name: str, layer: str) -> None:
                    f"{res.metric} on {model_name}'s `{layer}` features.")
     else:
         st.caption("No search score: the query has no class (uploaded or unlabelled).")
+
+
+def picker_table(ds: ImageDataset, dataset_ref: str, key: str, height: int = 320) -> None:
+    """A compact, selectable table of the dataset (one element, so reruns stay fast)."""
+    import pandas as pd
+
+    df = pd.DataFrame({"image": cached.thumbnail_uris(dataset_ref), "id": ds.ids, "class": [l or "-" for l in ds.labels]})
+    st.dataframe(
+        df, key=key, height=height, hide_index=True, width="stretch", on_select=lambda: _table_pick(key, ds.ids),
+        selection_mode="single-row", row_height=56,
+        column_config={"image": st.column_config.ImageColumn("image", width="small")},
+    )
+
+
+def _table_pick(key: str, ids: list[str]) -> None:
+    event = st.session_state.get(key)
+    rows = event.selection.rows if event else []
+    if rows:
+        state.set_query(ids[rows[0]])
