@@ -96,8 +96,11 @@ def evaluate_retrieval(features: np.ndarray, labels: Sequence, metric: str = "co
         raise ValueError("need at least two images to evaluate retrieval")
     neighbours, _ = neighbours_of_all(features, metric, p, max(k, knn_k))
     lab = np.array(labels, dtype=object)
-    scores = np.array([search_score(lab[row[:k]], labels[q], k) for q, row in enumerate(neighbours)])
-    precision = np.array([precision_at_k(lab[row[:k]], labels[q], k) for q, row in enumerate(neighbours)])
+    # Vectorised form of search_score / precision_at_k over all queries at once.
+    hits = lab[neighbours[:, :k]] == lab[:, None]
+    w = position_weights(k)[: hits.shape[1]]
+    scores = 100.0 * (hits * w).sum(axis=1) / w.sum()
+    precision = hits.mean(axis=1)
     knn = np.array([knn_vote(list(lab[row[:knn_k]])) == labels[q] for q, row in enumerate(neighbours)])
     per_class = {c: float(scores[lab == c].mean()) for c in sorted(set(labels), key=str)}
     return RetrievalReport(k, knn_k, scores, precision, knn, labels, per_class)

@@ -23,7 +23,7 @@ from .models.build import LoadedModel, build_model
 from .models.inference import predict_batches, top_k
 from .models.registry import MODELS, get_model_spec
 from .models.weights import weights_status
-from .scoring import DEFAULT_K, evaluate_retrieval, search_score
+from .scoring import DEFAULT_K, DEFAULT_KNN_K, evaluate_retrieval, search_score
 from .search import METRICS, ExactIndex, check_metric, similarity
 
 
@@ -186,51 +186,52 @@ def search_features(ds: ImageDataset, feats: np.ndarray, loaded: LoadedModel, la
     )
 
 
+def score_rows(loaded: LoadedModel, ds: ImageDataset, layers: str | Sequence[str] | None, metrics: Sequence[str],
+               p: float | None = None, k: int = DEFAULT_K, pooling: str = "avg",
+               progress: Progress | None = None) -> list[dict]:
+    """Mean search score, precision@k and kNN accuracy of one model for every (layer, metric).
+
+    ``layer_index`` (1–8, 9 = embedding) lines up layers of different models from early to late.
+    """
+    if not ds.labelled:
+        raise DatasetError(f"{ds.name}: scores need labels (one sub-folder per class)")
+    for m in metrics:
+        check_metric(m, p)
+    feats = extract_features(loaded, ds, layers, pooling, progress=progress)
+    order = list(loaded.spec.all_layers)
+    rows = []
+    for layer, f in feats.items():
+        for m in metrics:
+            rep = evaluate_retrieval(f, ds.labels, m, p, k)
+            rows.append({"model": loaded.spec.name, "layer": layer, "layer_index": order.index(layer) + 1, "metric": m,
+                         "mean_score": rep.mean_score, "precision_at_k": rep.precision,
+                         "knn_accuracy": rep.knn_accuracy, "n_images": len(ds.items), "per_class": rep.per_class})
+    return rows
+
+
 def evaluate(model: str, dataset: str | None = None, images: str | None = None, layers: str | None = "embedding",
              metrics: str | Sequence[str] = "cosine", p: float | None = None, k: int = DEFAULT_K,
              pooling: str = "avg", progress: Progress | None = None) -> dict:
     """Mean search score, precision@k and kNN accuracy per (layer, metric)."""
     ds = resolve_dataset(dataset, images)
-    if not ds.labelled:
-        raise DatasetError(f"{ds.name}: evaluation needs labels (one sub-folder per class)")
-    loaded = get_model(model)
     metric_list = list(METRICS) if metrics == "all" else ([metrics] if isinstance(metrics, str) else list(metrics))
-    for m in metric_list:
-        check_metric(m, p)
-    feats = extract_features(loaded, ds, layers, pooling, progress=progress)
-    rows = []
-    for layer, f in feats.items():
-        for m in metric_list:
-            rep = evaluate_retrieval(f, ds.labels, m, p, k)
-            rows.append({"layer": layer, "metric": m, "mean_score": rep.mean_score, "precision_at_k": rep.precision,
-                         "knn_accuracy": rep.knn_accuracy, "n_images": len(ds.items),
-                         "per_class": rep.per_class})
-    return {"dataset": ds.name, "model": model, "k": k, "knn_k": 5, "pooling": pooling, "rows": rows}
+    rows = score_rows(get_model(model), ds, layers, metric_list, p, k, pooling, progress)
+    keep = ("layer", "metric", "mean_score", "precision_at_k", "knn_accuracy", "n_images", "per_class")
+    return {"dataset": ds.name, "model": model, "k": k, "knn_k": DEFAULT_KNN_K, "pooling": pooling,
+            "rows": [{key: r[key] for key in keep} for r in rows]}
 
 
 def compare_models(dataset_ref: str, models: Sequence[str], metrics: Sequence[str], layers: str = "all",
                    p: float | None = None, k: int = DEFAULT_K, pooling: str = "avg",
                    progress: Progress | None = None) -> list[dict]:
-    """Mean search score, precision@k and kNN accuracy for every (model, layer, metric).
-
-    Rows carry ``layer_index`` (1–8, 9 = embedding) so layers of different
-    models line up from early to late.
-    """
+    """:func:`score_rows` for several models on one dataset (progress over all of them)."""
     from .data import open_dataset
 
     ds = open_dataset(dataset_ref)
-    if not ds.labelled:
-        raise DatasetError(f"{ds.name}: comparing scores needs labels (one sub-folder per class)")
     rows = []
     for m_i, model in enumerate(models):
-        loaded = get_model(model)
         step = (lambda done, total, m_i=m_i: progress(m_i * total + done, total * len(models))) if progress else None
-        feats = extract_features(loaded, ds, layers, pooling, progress=step)
-        order = list(loaded.spec.all_layers)
-        for layer, f in feats.items():
-            for metric in metrics:
-                rep = evaluate_retrieval(f, ds.labels, metric, p, k)
-                rows.append({"model": model, "layer": layer, "layer_index": order.index(layer) + 1, "metric": metric,
-                             "mean_score": rep.mean_score, "precision_at_k": rep.precision,
-                             "knn_accuracy": rep.knn_accuracy, "n_images": len(ds.items)})
+        for r in score_rows(get_model(model), ds, layers, metrics, p, k, pooling, step):
+            r.pop("per_class")
+            rows.append(r)
     return rows

@@ -109,7 +109,8 @@ def test_main_flow_in_a_real_browser(server, page):
     page.keyboard.press("Enter")
     page.keyboard.press("Escape")
     page.get_by_text("efficientnet_lite1 · score").wait_for(timeout=300_000)
-    page.get_by_text("Dataset mean search score").wait_for(timeout=300_000)
+    page.get_by_text("Every metric, embedding layer").wait_for(timeout=300_000)
+    page.locator("[data-testid='stVegaLiteChart']").first.wait_for(timeout=60_000)
     page.wait_for_timeout(2000)
     assert page.get_by_text("efficientnet_lite1 · score").count() == 1
     assert page.get_by_text("score", exact=False).all_inner_texts() != scores_before

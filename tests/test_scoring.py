@@ -49,3 +49,16 @@ def test_evaluate_retrieval_on_a_hand_checked_set():
     assert rep.knn_accuracy == 1.0
     assert rep.per_class["x"] == pytest.approx(100.0)
     assert rep.mean_score == pytest.approx(np.mean(rep.query_scores))
+
+
+def test_vectorised_dataset_scores_equal_per_query_definition(rng):
+    feats = rng.normal(size=(60, 5)).astype(np.float32)
+    labels = list(rng.integers(0, 4, size=60))
+    rep = evaluate_retrieval(feats, labels, "cosine", k=15)
+    from cnnviz.scoring import neighbours_of_all
+
+    neigh, _ = neighbours_of_all(feats, "cosine", None, 15)
+    for q in range(60):
+        ranked = [labels[i] for i in neigh[q]]
+        assert rep.query_scores[q] == pytest.approx(search_score(ranked, labels[q], 15))
+        assert rep.query_precision[q] == pytest.approx(precision_at_k(ranked, labels[q], 15))
