@@ -20,7 +20,7 @@ def per_class_scores(per_class: dict[str, float], query_class: str | None = None
             color=alt.condition("datum.is_query_class", alt.value("#2f6fde"), alt.value("#9db4d9")),
             tooltip=["class", alt.Tooltip("score:Q", format=".1f")],
         )
-        .properties(height=max(120, 22 * len(df)))
+        .properties(height=alt.Step(24))
     )
 
 
@@ -57,7 +57,7 @@ def score_heatmap(df: pd.DataFrame, metric: str) -> alt.Chart:
         text=alt.Text("mean_score:Q", format=".0f"),
         color=alt.condition("datum.mean_score > 60", alt.value("black"), alt.value("white")),
     )
-    return (rect + text).properties(height=max(100, 40 * d["model"].nunique()))
+    return (rect + text).properties(height=alt.Step(38))
 
 
 def metric_by_model(df: pd.DataFrame) -> alt.Chart:
