@@ -133,3 +133,79 @@ def test_compare_needs_two_models():
     at.switch_page("app_pages/compare.py").run()
     at.multiselect(key="compare.models").set_value(["efficientnet_lite0"]).run()
     assert any("at least two" in i.value for i in at.info)
+
+
+def _zip_bytes(entries: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _png_bytes(size=(40, 30), color=(200, 40, 40)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("entries,message", [
+    ({"ok/a.png": "PNG", "../escape.png": "PNG"}, "escapes the archive folder"),
+    ({"/etc/evil.png": "PNG"}, "absolute path"),
+    ({"notes.txt": b"hello"}, "no image files"),
+])
+def test_bad_zip_upload_shows_error_and_keeps_dataset(entries, message):
+    at = new_app()
+    data = {k: (_png_bytes() if v == "PNG" else v) for k, v in entries.items()}
+    at.file_uploader(key="cnnviz.zip_upload").set_value(("bad.zip", _zip_bytes(data), "application/zip")).run()
+    assert not at.exception
+    assert any(message in e.value for e in at.error)
+    assert at.selectbox(key="cnnviz.dataset").value == "stamps"
+
+
+def test_broken_zip_upload():
+    at = new_app()
+    at.file_uploader(key="cnnviz.zip_upload").set_value(("broken.zip", b"PK\x03\x04garbage", "application/zip")).run()
+    assert not at.exception
+    assert any("not a readable zip" in e.value for e in at.error)
+
+
+def test_zip_upload_becomes_the_dataset():
+    at = new_app()
+    png = _png_bytes()
+    data = _zip_bytes({"Set/red/a.png": png, "Set/red/b.png": _png_bytes(color=(250, 0, 0)),
+                       "Set/blue/c.png": _png_bytes(color=(0, 0, 250)), "Set/blue/d.png": _png_bytes(color=(0, 0, 200))})
+    at.file_uploader(key="cnnviz.zip_upload").set_value(("colours.zip", data, "application/zip")).run()
+    assert not at.exception
+    assert at.selectbox(key="cnnviz.dataset").value.endswith(".zip")
+    assert any("4 images, 2 classes" in s.value for s in at.subheader)
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("notes.jpg", b"this is text", "not an image file"),
+    ("broken.png", None, "broken or truncated"),
+])
+def test_bad_query_upload_shows_error(name, content, message):
+    at = new_app()
+    at.switch_page("app_pages/search.py").run()
+    content = content if content is not None else _png_bytes((64, 64))[:70]
+    at.file_uploader(key="search.upload").set_value((name, content, "image/png")).run()
+    assert not at.exception
+    assert any(message in e.value for e in at.error)
+
+
+def test_uploaded_query_image_is_searched_without_a_score(photos):
+    at = new_app()
+    at.switch_page("app_pages/search.py").run()
+    at.file_uploader(key="search.upload").set_value(("coffee.jpg", photos["coffee"].read_bytes(), "image/jpeg")).run()
+    assert not at.exception
+    assert any("Results for coffee.jpg" in s.value for s in at.subheader)
+    assert not [m for m in at.metric if m.label == "Search score"]
+    assert any("No search score" in c.value for c in at.caption)
