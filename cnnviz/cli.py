@@ -21,6 +21,7 @@ EPILOG = """examples:
   python -m cnnviz search --dataset stamps --model efficientnet_lite0 --layer embedding \\
       --metric cosine --query birds/adelaide_rosella.jpg
   python -m cnnviz evaluate --dataset stamps --model efficientnet_lite0 --layer all --metric all
+  python -m cnnviz benchmark --models efficientnet_lite0,vgg16 --dataset stamps --json
 """
 
 
@@ -145,6 +146,40 @@ def cmd_evaluate(args) -> None:
           + _table(d["rows"], ("layer", "metric", "mean_score", "precision_at_k", "knn_accuracy", "n_images")))
 
 
+def cmd_benchmark(args) -> None:
+    from .benchmark import run_benchmark
+    from .errors import CnnvizError
+    from .data import resolve_dataset
+
+    try:
+        batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    except ValueError:
+        raise CnnvizError(f"--batch-sizes must be comma-separated integers, got {args.batch_sizes!r}") from None
+    ds = resolve_dataset(args.dataset, args.images) if (args.dataset or args.images) else None
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, desc="benchmark", unit="model", file=sys.stderr, disable=None, leave=False)
+
+    def progress(done: int, total: int, name: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(name)
+        bar.refresh()
+
+    data = run_benchmark(args.models, ds, batch_sizes, args.runs, use_cache=not args.no_cache, progress=progress)
+    bar.close()
+
+    def render(d):
+        head = f"{d['device']} · {d['date']} · dataset {d['dataset'] or '-'} · " + ", ".join(f"{k} {v}" for k, v in d["versions"].items())
+        rows = [{**r, "gflops": r["flops"] / 1e9, "params_m": r["params"] / 1e6} for r in d["rows"]]
+        cols = ("model", "weights", "params_m", "size_mb", "gflops", "input_size", "latency_ms_b1_p50", "latency_ms_b1_p95",
+                "throughput_b32_img_s", "knn_accuracy", "mean_score", "linear_probe_accuracy", "published_top1")
+        return head + "\n" + _table(rows, cols) + "\n(latency/throughput/size/FLOPs/accuracy measured here; published_top1: " \
+            "ImageNet top-1 % from each model's published source, see --json)"
+
+    _emit(args, data, render)
+
+
 def cmd_cache(args) -> None:
     from .cache import cache_info, clear_cache
 
@@ -212,6 +247,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-class", action="store_true", help="include per-class mean scores in --json")
     _add_json(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("benchmark", help="accuracy vs latency: timing, size, FLOPs and retrieval accuracy per model")
+    p.add_argument("--models", default="all", help="'all' (default) or comma-separated model names")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--dataset", help="labelled sample dataset for accuracy (omit for speed only)")
+    g.add_argument("--images", help="labelled folder or .zip for accuracy")
+    p.add_argument("--batch-sizes", default="1,32", help="batch 1 latency and the throughput batch (default 1,32)")
+    p.add_argument("--runs", type=int, default=20, help="timed batch-1 calls after warm-up (default 20)")
+    p.add_argument("--no-cache", action="store_true", help="measure again even if a cached result exists")
+    _add_json(p)
+    p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("cache", help="show or clear the artifact cache")
     p.add_argument("action", choices=("info", "clear"))

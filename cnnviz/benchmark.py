@@ -1,0 +1,275 @@
+"""Accuracy versus latency of the registry's models, measured on this machine.
+
+Timing uses one compiled ``tf.function`` per (model, batch size), called on a
+fixed random batch after warm-up: batch-1 latency (p50, p95 over ``runs``
+calls) and batch-32 throughput. FLOPs are an exact per-layer count of the
+multiply-accumulates of convolution and dense layers (× 2), the convention of
+published FLOP tables; normalisation, activations and pooling are not counted.
+Accuracy is measured on a labelled dataset from each model's embedding
+(cosine): mean search score, leave-one-out 5-NN accuracy and a 5-fold
+cross-validated logistic-regression probe. Published ImageNet top-1 is shown
+beside it with its source. Models without trained weights get timing and size
+only (random weights time the same).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata as md
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import cache
+from .errors import CnnvizError
+from .models.registry import MODELS, get_model_spec
+
+log = logging.getLogger(__name__)
+
+BENCHMARK_VERSION = 1
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class BenchmarkRow:
+    model: str
+    family: str
+    weights: str  # "imagenet" | "random"
+    params: int
+    size_mb: float  # the model's weights saved as .weights.h5
+    flops: int  # per image, 2 × MACs of conv and dense layers
+    input_size: int
+    latency_ms_b1_p50: float
+    latency_ms_b1_p95: float
+    throughput_b32_img_s: float | None
+    peak_memory_mb: float | None  # GPU only (TF memory stats); None on CPU
+    knn_accuracy: float | None
+    mean_score: float | None
+    linear_probe_accuracy: float | None
+    published_top1: float | None
+    published_source: str
+
+
+def device_description() -> str:
+    """'GPU: <name>' when TensorFlow sees a GPU, else the CPU and its core count."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"GPU: {details.get('device_name', gpus[0].name)} ({len(gpus)} visible)"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU: {cpu}, {os.cpu_count()} cores"
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("tensorflow-cpu", "tensorflow", "keras", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def count_flops(model) -> int:
+    """Per-image FLOPs = 2 × multiply-accumulates of Conv2D, DepthwiseConv2D, SeparableConv2D and Dense."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += count_flops(layer)
+            continue
+        if not isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D, keras.layers.Dense)):
+            continue
+        out_shape, in_shape = layer.output.shape, layer.input.shape
+        if isinstance(layer, keras.layers.SeparableConv2D):
+            kh, kw = layer.kernel_size
+            oh, ow, out_c = out_shape[1], out_shape[2], out_shape[3]
+            in_c, dm = in_shape[-1], layer.depth_multiplier
+            total += 2 * oh * ow * (kh * kw * in_c * dm + in_c * dm * out_c)
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            kh, kw = layer.kernel_size
+            oh, ow, out_c = out_shape[1], out_shape[2], out_shape[3]
+            total += 2 * oh * ow * kh * kw * out_c
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw = layer.kernel_size
+            oh, ow, out_c = out_shape[1], out_shape[2], out_shape[3]
+            in_c = in_shape[-1] // layer.groups
+            total += 2 * oh * ow * kh * kw * in_c * out_c
+        elif isinstance(layer, keras.layers.Dense):
+            positions = int(np.prod(in_shape[1:-1])) if len(in_shape) > 2 else 1
+            total += 2 * positions * in_shape[-1] * layer.units
+    return int(total)
+
+
+def weights_file_mb(model) -> float:
+    """Size of the model's weights written as a Keras .weights.h5 file."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "model.weights.h5"
+        model.save_weights(str(path))
+        return path.stat().st_size / 1e6
+
+
+def time_batches(model, batch_size: int, runs: int, warmup: int = 3) -> list[float]:
+    """Seconds per call of one compiled forward pass on a fixed random batch."""
+    import tensorflow as tf
+
+    size = model.inputs[0].shape[1]
+    x = tf.constant(np.random.default_rng(0).uniform(0, 255, (batch_size, size, size, 3)).astype(np.float32))
+    forward = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
+
+    def call() -> None:
+        out = forward(x)
+        (out[0] if isinstance(out, (list, tuple)) else out).numpy()  # waits for the device to finish
+
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def linear_probe_accuracy(features: np.ndarray, labels: Sequence, folds: int = 5, seed: int = 0) -> float | None:
+    """Stratified k-fold accuracy of a logistic-regression probe (None when a class is too small)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    counts = np.unique(np.asarray(labels, dtype=object).astype(str), return_counts=True)[1]
+    folds = min(folds, int(counts.min()))
+    if folds < 2:
+        return None
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5))
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return float(cross_val_score(probe, features, np.asarray(labels, dtype=object).astype(str), cv=cv).mean())
+
+
+def pareto_front(rows: Sequence[dict], x: str, y: str, lower_x_is_better: bool = True) -> list[str]:
+    """Models not beaten on both axes (y: higher is better). Rows missing x or y are ignored."""
+    pts = [(r["model"], r[x], r[y]) for r in rows if r.get(x) is not None and r.get(y) is not None]
+    better_x = (lambda a, b: a <= b) if lower_x_is_better else (lambda a, b: a >= b)
+    strictly = (lambda a, b: a < b) if lower_x_is_better else (lambda a, b: a > b)
+    front = []
+    for name, px, py in pts:
+        dominated = any(better_x(qx, px) and qy >= py and (strictly(qx, px) or qy > py) for _, qx, qy in pts)
+        if not dominated:
+            front.append(name)
+    return front
+
+
+def benchmark_model(name: str, dataset=None, batch_sizes: Sequence[int] = (1, 32), runs: int = 20,
+                    throughput_runs: int = 3) -> BenchmarkRow:
+    """Measure one model: timing, size, FLOPs, and accuracy when it has trained weights and a dataset is given."""
+    import tensorflow as tf
+
+    from .models.build import build_model
+    from .scoring import evaluate_retrieval
+
+    spec = get_model_spec(name)
+    loaded = build_model(name, require_weights=False)
+    model = loaded.model
+    b1 = time_batches(model, 1, runs)
+    tput = None
+    big = [b for b in batch_sizes if b > 1]
+    if big:
+        tb = time_batches(model, big[0], throughput_runs, warmup=1)
+        tput = big[0] / statistics.median(tb)
+    peak = None
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 1e6
+    knn = score = probe = None
+    if dataset is not None and loaded.trained and dataset.labelled:
+        from .features import extract_features
+
+        feats = extract_features(loaded, dataset, [spec.embedding_layer])[spec.embedding_layer]
+        rep = evaluate_retrieval(feats, dataset.labels, "cosine")
+        knn, score = rep.knn_accuracy, rep.mean_score
+        probe = linear_probe_accuracy(feats, dataset.labels)
+    return BenchmarkRow(
+        model=name, family=spec.family, weights=loaded.weights, params=int(model.count_params()),
+        size_mb=round(weights_file_mb(model), 2), flops=count_flops(model), input_size=spec.input_size,
+        latency_ms_b1_p50=1000 * percentile(b1, 50), latency_ms_b1_p95=1000 * percentile(b1, 95),
+        throughput_b32_img_s=tput, peak_memory_mb=peak, knn_accuracy=knn, mean_score=score,
+        linear_probe_accuracy=probe, published_top1=spec.published_top1, published_source=spec.published_source,
+    )
+
+
+def resolve_models(models: str | Sequence[str]) -> list[str]:
+    if models == "all":
+        return list(MODELS)
+    names = [m.strip() for m in models.split(",")] if isinstance(models, str) else list(models)
+    for n in names:
+        get_model_spec(n)
+    return names
+
+
+def run_benchmark(models: str | Sequence[str] = "all", dataset=None, batch_sizes: Sequence[int] = (1, 32),
+                  runs: int = 20, throughput_runs: int = 3, progress: Progress | None = None,
+                  use_cache: bool = True) -> dict:
+    """Benchmark several models; results are cached per (models, dataset, settings, device, versions)."""
+    names = resolve_models(models)
+    if not batch_sizes or min(batch_sizes) < 1:
+        raise CnnvizError("batch sizes must be positive integers")
+    device, versions = device_description(), library_versions()
+    key = cache.make_key("benchmark", models=names, dataset=dataset.digest() if dataset else None,
+                         batch_sizes=list(batch_sizes), runs=runs, throughput_runs=throughput_runs,
+                         device=device, version=BENCHMARK_VERSION)
+    target = cache.entry_dir("benchmarks") / f"{key}.json"
+    if use_cache and target.exists():
+        import json
+
+        try:
+            return json.loads(target.read_text())
+        except ValueError:
+            target.unlink(missing_ok=True)
+    rows = []
+    for i, name in enumerate(names):
+        if progress:
+            progress(i, len(names), name)
+        rows.append(asdict(benchmark_model(name, dataset, batch_sizes, runs, throughput_runs)))
+    if progress:
+        progress(len(names), len(names), "done")
+    result = {"device": device, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "versions": versions, "dataset": dataset.name if dataset else None,
+              "settings": {"batch_sizes": list(batch_sizes), "runs_b1": runs, "runs_throughput": throughput_runs,
+                           "flops": "exact per-layer count: 2 × MACs of conv and dense layers"},
+              "rows": rows}
+    cache.write_json_atomic(target, result)
+    return result
+
+
+def advice(rows: Sequence[dict], accuracy: str = "knn_accuracy", latency: str = "latency_ms_b1_p50") -> list[str]:
+    """Short data-driven guidance: the fastest model within 1 point of the best, and the best overall."""
+    scored = [r for r in rows if r.get(accuracy) is not None]
+    if not scored:
+        return ["No model here has trained weights and a labelled dataset, so only speed can be compared."]
+    scale = 100.0 if accuracy != "mean_score" else 1.0
+    best = max(scored, key=lambda r: r[accuracy])
+    near = [r for r in scored if (best[accuracy] - r[accuracy]) * scale <= 1.0]
+    fastest_near = min(near, key=lambda r: r[latency])
+    fastest = min(rows, key=lambda r: r[latency])
+    lines = [f"Most accurate here: **{best['model']}** ({accuracy} {best[accuracy] * scale:.1f}, {best[latency]:.1f} ms)."]
+    if fastest_near["model"] != best["model"]:
+        lines.append(f"Fastest within 1 point of it: **{fastest_near['model']}** ({fastest_near[accuracy] * scale:.1f}, "
+                     f"{fastest_near[latency]:.1f} ms, {best[latency] / fastest_near[latency]:.1f}× faster).")
+    lines.append(f"Fastest overall: **{fastest['model']}** ({fastest[latency]:.1f} ms at batch 1).")
+    return lines

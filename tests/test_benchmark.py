@@ -1,0 +1,84 @@
+import json
+
+import numpy as np
+import pytest
+
+from cnnviz.benchmark import advice, count_flops, linear_probe_accuracy, pareto_front
+from cnnviz.cli import main
+from cnnviz.scoring import evaluate_retrieval
+
+
+def test_flops_of_a_tiny_model_equal_a_hand_count():
+    import keras
+
+    x = inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(x)  # 2·8·8·(3·3·3)·4 = 13824
+    x = keras.layers.DepthwiseConv2D(3, strides=2, padding="same")(x)  # 2·4·4·(3·3)·4 = 1152
+    x = keras.layers.SeparableConv2D(5, 1)(x)  # depthwise 2·4·4·1·4 = 128, pointwise 2·4·4·4·5 = 640
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(10)(x)  # 2·5·10 = 100
+    assert count_flops(keras.Model(inp, x)) == 13824 + 1152 + 128 + 640 + 100
+
+
+def test_knn_accuracy_equals_a_hand_computation():
+    # 1-D points; with 1-NN, 0.0→0.1 (a ✓), 0.1→0.0 (a ✓), 0.5→0.6 (b, but is a ✗), 0.6→0.5 (a, is b ✗),
+    # 5.0→5.2 (b ✓), 5.2→5.0 (b ✓): 4 of 6.
+    feats = np.array([[0.0], [0.1], [0.5], [0.6], [5.0], [5.2]], np.float32)
+    labels = ["a", "a", "a", "b", "b", "b"]
+    assert evaluate_retrieval(feats, labels, "euclidean", k=2, knn_k=1).knn_accuracy == pytest.approx(4 / 6)
+
+
+def test_pareto_front():
+    rows = [{"model": "fast", "lat": 1, "acc": 0.5}, {"model": "slow_good", "lat": 10, "acc": 0.9},
+            {"model": "dominated", "lat": 5, "acc": 0.4}, {"model": "mid", "lat": 3, "acc": 0.7},
+            {"model": "no_acc", "lat": 0.5, "acc": None}]
+    assert pareto_front(rows, "lat", "acc") == ["fast", "slow_good", "mid"]
+    # Throughput-style x (higher is better): "slow_good" still wins on y, "dominated" on x.
+    assert pareto_front(rows, "lat", "acc", lower_x_is_better=False) == ["slow_good"]
+
+
+def test_linear_probe_separable_data(rng):
+    feats = np.concatenate([rng.normal(0, 1, (20, 4)), rng.normal(6, 1, (20, 4))]).astype(np.float32)
+    assert linear_probe_accuracy(feats, ["x"] * 20 + ["y"] * 20) > 0.95
+    assert linear_probe_accuracy(feats[:3], ["x", "y", "y"]) is None  # a class with one image: no CV
+
+
+def test_advice_names_the_fastest_near_best():
+    rows = [{"model": "big", "knn_accuracy": 0.80, "latency_ms_b1_p50": 100.0},
+            {"model": "small", "knn_accuracy": 0.795, "latency_ms_b1_p50": 10.0},
+            {"model": "tiny", "knn_accuracy": 0.60, "latency_ms_b1_p50": 5.0}]
+    text = " ".join(advice(rows))
+    assert "**big**" in text and "Fastest within 1 point of it: **small**" in text and "Fastest overall: **tiny**" in text
+
+
+def test_benchmark_cli_json(capsys, tiny_folder):
+    code = main(["benchmark", "--models", "efficientnet_lite0,mobilenet_v2", "--images", str(tiny_folder),
+                 "--runs", "5", "--batch-sizes", "1,4", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    assert {"device", "date", "versions", "rows"} <= set(data)
+    assert data["device"].startswith(("CPU", "GPU"))
+    by = {r["model"]: r for r in data["rows"]}
+    keys = {"model", "weights", "params", "size_mb", "flops", "input_size", "latency_ms_b1_p50", "latency_ms_b1_p95",
+            "throughput_b32_img_s", "knn_accuracy", "mean_score", "published_top1", "published_source"}
+    for r in data["rows"]:
+        assert keys <= set(r)
+        assert 0 < r["latency_ms_b1_p50"] <= r["latency_ms_b1_p95"]
+        assert r["throughput_b32_img_s"] > 0 and r["params"] > 1e6 and r["size_mb"] > 1 and r["flops"] > 1e8
+    lite = by["efficientnet_lite0"]
+    assert lite["weights"] == "imagenet" and 0 <= lite["knn_accuracy"] <= 1 and 0 <= lite["mean_score"] <= 100
+    missing = by["mobilenet_v2"]  # no Keras weights offline: timing only, clearly labelled
+    assert abs(missing["flops"] / 2 - 300e6) / 300e6 < 0.03  # MobileNetV2 paper: 300M multiply-adds at 224 px
+    assert missing["weights"] == "random" and missing["knn_accuracy"] is None and missing["mean_score"] is None
+    # A second call reads the cached result (same date).
+    assert main(["benchmark", "--models", "efficientnet_lite0,mobilenet_v2", "--images", str(tiny_folder),
+                 "--runs", "5", "--batch-sizes", "1,4", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["date"] == data["date"]
+
+
+def test_benchmark_bad_arguments(capsys):
+    assert main(["benchmark", "--models", "nope"]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert main(["benchmark", "--models", "efficientnet_lite0", "--batch-sizes", "1,x"]) == 2
+    assert "--batch-sizes" in capsys.readouterr().err
