@@ -229,18 +229,10 @@ def run_benchmark(models: str | Sequence[str] = "all", dataset=None, batch_sizes
     names = resolve_models(models)
     if not batch_sizes or min(batch_sizes) < 1:
         raise CnnvizError("batch sizes must be positive integers")
+    target = _result_path(names, dataset, batch_sizes, runs, throughput_runs)
+    if use_cache and (hit := cached_result(target)) is not None:
+        return hit
     device, versions = device_description(), library_versions()
-    key = cache.make_key("benchmark", models=names, dataset=dataset.digest() if dataset else None,
-                         batch_sizes=list(batch_sizes), runs=runs, throughput_runs=throughput_runs,
-                         device=device, version=BENCHMARK_VERSION)
-    target = cache.entry_dir("benchmarks") / f"{key}.json"
-    if use_cache and target.exists():
-        import json
-
-        try:
-            return json.loads(target.read_text())
-        except ValueError:
-            target.unlink(missing_ok=True)
     rows = []
     for i, name in enumerate(names):
         if progress:
@@ -255,6 +247,32 @@ def run_benchmark(models: str | Sequence[str] = "all", dataset=None, batch_sizes
               "rows": rows}
     cache.write_json_atomic(target, result)
     return result
+
+
+def _result_path(names: Sequence[str], dataset, batch_sizes: Sequence[int], runs: int, throughput_runs: int) -> Path:
+    key = cache.make_key("benchmark", models=list(names), dataset=dataset.digest() if dataset else None,
+                         batch_sizes=list(batch_sizes), runs=runs, throughput_runs=throughput_runs,
+                         device=device_description(), version=BENCHMARK_VERSION)
+    return cache.entry_dir("benchmarks") / f"{key}.json"
+
+
+def cached_result(path: Path) -> dict | None:
+    """A stored benchmark result, or None (a corrupt file is removed)."""
+    import json
+
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        path.unlink(missing_ok=True)
+        return None
+
+
+def find_cached_benchmark(models: str | Sequence[str] = "all", dataset=None, batch_sizes: Sequence[int] = (1, 32),
+                          runs: int = 20, throughput_runs: int = 3) -> dict | None:
+    """The cached result for these settings on this device, without measuring anything."""
+    return cached_result(_result_path(resolve_models(models), dataset, batch_sizes, runs, throughput_runs))
 
 
 def advice(rows: Sequence[dict], accuracy: str = "knn_accuracy", latency: str = "latency_ms_b1_p50") -> list[str]:

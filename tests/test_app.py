@@ -209,3 +209,28 @@ def test_uploaded_query_image_is_searched_without_a_score(photos):
     assert any("Results for coffee.jpg" in s.value for s in at.subheader)
     assert not [m for m in at.metric if m.label == "Search score"]
     assert any("No search score" in c.value for c in at.caption)
+
+
+def test_benchmark_page_runs_and_charts():
+    at = new_app()
+    at.switch_page("app_pages/benchmark.py").run()
+    assert not at.exception
+    at.multiselect(key="bench.models").set_value(["efficientnet_lite0", "mobilenet_v2"]).run()
+    run = next(b for b in at.button if b.label in ("Run benchmark", "Re-run"))
+    run.click().run()
+    assert not at.exception
+    assert any("Measured" in c.value and ("CPU" in c.value or "GPU" in c.value) for c in at.caption)
+    assert any("Pareto front" in c.value for c in at.caption)
+    advice = " ".join(m.value for m in at.markdown)
+    assert "Most accurate here: **efficientnet_lite0**" in advice and "Fastest overall" in advice
+    for x in ("throughput_b32_img_s", "flops", "size_mb"):
+        at.selectbox(key="bench.x").set_value(x).run()
+        assert not at.exception
+    at.selectbox(key="bench.y").set_value("published_top1").run()
+    assert not at.exception and any("Pareto front" in c.value for c in at.caption)
+    assert at.get("download_button")
+    # A new session finds the cached measurement and offers a re-run.
+    again = new_app()
+    again.switch_page("app_pages/benchmark.py").run()
+    again.multiselect(key="bench.models").set_value(["efficientnet_lite0", "mobilenet_v2"]).run()
+    assert any(b.label == "Re-run" for b in again.button)

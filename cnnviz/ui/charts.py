@@ -74,3 +74,23 @@ def metric_by_model(df: pd.DataFrame) -> alt.Chart:
         )
         .properties(height=300)
     )
+
+
+def accuracy_vs_cost(df: pd.DataFrame, x: str, y: str, x_title: str, y_title: str, front: list[str]) -> alt.Chart:
+    """Scatter of cost (log x) against accuracy: size = parameters, colour = family, Pareto front drawn."""
+    d = df.dropna(subset=[x, y]).copy()
+    d["params_m"] = d["params"] / 1e6
+    d["on_front"] = d["model"].isin(front)
+    tooltip = [c for c in ("model", "family", "weights", "params_m", "size_mb", "flops", "input_size", "latency_ms_b1_p50",
+                           "latency_ms_b1_p95", "throughput_b32_img_s", "knn_accuracy", "mean_score",
+                           "linear_probe_accuracy", "published_top1") if c in d]
+    base = alt.Chart(d).encode(x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(type="log", zero=False)),
+                               y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(zero=False)))
+    points = base.mark_circle(opacity=0.8, stroke="black").encode(
+        size=alt.Size("params_m:Q", title="params (M)", scale=alt.Scale(range=[60, 900])),
+        color=alt.Color("family:N"), strokeWidth=alt.condition("datum.on_front", alt.value(2), alt.value(0)),
+        tooltip=tooltip,
+    )
+    labels = base.mark_text(dy=-14, fontSize=11).encode(text="model:N")
+    line = alt.Chart(d[d["on_front"]].sort_values(x)).mark_line(strokeDash=[5, 4], color="gray").encode(x=f"{x}:Q", y=f"{y}:Q")
+    return (line + points + labels).properties(height=440)

@@ -1,0 +1,64 @@
+"""Benchmark: accuracy versus latency of the models, measured on this machine."""
+
+import pandas as pd
+import streamlit as st
+
+from cnnviz.benchmark import advice, find_cached_benchmark, pareto_front, run_benchmark
+from cnnviz.errors import CnnvizError
+from cnnviz.models import MODELS
+from cnnviz.ui import cached, charts, state
+
+X_AXES = {"latency_ms_b1_p50": ("batch-1 latency p50 (ms, log)", True), "throughput_b32_img_s": ("batch-32 throughput (img/s, log)", False),
+          "flops": ("FLOPs per image (log)", True), "size_mb": ("weights file (MB, log)", True)}
+Y_AXES = {"knn_accuracy": "5-NN accuracy on this dataset (measured)", "mean_score": "mean search score on this dataset (measured)",
+          "linear_probe_accuracy": "linear-probe accuracy, 5-fold CV (measured)", "published_top1": "ImageNet top-1 % (published)"}
+
+st.title("Benchmark — accuracy versus latency")
+st.caption("Every figure is measured on the machine this server runs on, except ImageNet top-1, which is published "
+           "(source per model in the table). Models without ImageNet weights here are timed with random weights "
+           "(same speed) and get no accuracy.")
+ref = st.session_state[state.DATASET]
+try:
+    ds = cached.dataset(ref)
+except CnnvizError as exc:
+    st.error(str(exc))
+    st.stop()
+models = st.multiselect("Models", list(MODELS), default=list(MODELS), key="bench.models")
+if not models:
+    st.info("Choose at least one model.")
+    st.stop()
+dataset = ds if ds.labelled else None
+result = find_cached_benchmark(models, dataset)
+c1, c2 = st.columns([1, 3])
+run = c1.button("Run benchmark" if result is None else "Re-run", type="primary")
+if result is None and not run:
+    c2.info(f"Not measured yet for these {len(models)} models on this machine. On 2 CPU cores all 13 take about 5 minutes.")
+    st.stop()
+if run:
+    bar = st.progress(0.0, text="Benchmarking…")
+    result = run_benchmark(models, dataset, use_cache=False,
+                           progress=lambda i, n, name: bar.progress(i / n, text=f"Benchmarking {name} ({i + 1}/{n})" if i < n else "Done"))
+    bar.empty()
+c2.caption(f"Measured {result['date']} on **{result['device']}** · dataset {result['dataset'] or '— (speed only: unlabelled)'} · "
+           + ", ".join(f"{k} {v}" for k, v in result["versions"].items()))
+
+df = pd.DataFrame(result["rows"])
+a, b = st.columns(2)
+x = a.selectbox("x axis", list(X_AXES), format_func=lambda k: X_AXES[k][0], key="bench.x")
+y = b.selectbox("y axis", list(Y_AXES), format_func=Y_AXES.get, key="bench.y")
+rows = df.to_dict("records")
+front = pareto_front(rows, x, y, lower_x_is_better=X_AXES[x][1])
+if df[y].notna().any():
+    st.altair_chart(charts.accuracy_vs_cost(df, x, y, X_AXES[x][0], Y_AXES[y], front), width="stretch")
+    st.caption(f"Dashed line and outlined points: the Pareto front ({', '.join(front)}) — no other model is both "
+               f"{'faster' if X_AXES[x][1] else 'higher-throughput'} and more accurate.")
+else:
+    st.warning(f"No model has a value for '{Y_AXES[y]}' here.")
+st.subheader("How to choose")
+for line in advice(rows, accuracy=y if y != "published_top1" else "knn_accuracy"):
+    st.markdown("- " + line)
+st.subheader("All figures")
+st.dataframe(df, hide_index=True, width="stretch")
+st.caption(result["settings"]["flops"] + f"; batch-1 latency over {result['settings']['runs_b1']} compiled calls after warm-up; "
+           "size = the weights saved as .weights.h5; peak memory is reported on GPU only.")
+st.download_button("Download CSV", df.to_csv(index=False).encode(), file_name="cnnviz-benchmark.csv", mime="text/csv")
