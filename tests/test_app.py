@@ -135,12 +135,12 @@ def test_compare_needs_two_models():
     assert any("at least two" in i.value for i in at.info)
 
 
-def _zip_bytes(entries: dict[str, bytes]) -> bytes:
+def _zip_bytes(entries: dict[str, bytes], deflate: bool = False) -> bytes:
     import io
     import zipfile
 
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED) as zf:
         for name, data in entries.items():
             zf.writestr(name, data)
     return buf.getvalue()
@@ -160,11 +160,12 @@ def _png_bytes(size=(40, 30), color=(200, 40, 40)) -> bytes:
     ({"ok/a.png": "PNG", "../escape.png": "PNG"}, "escapes the archive folder"),
     ({"/etc/evil.png": "PNG"}, "absolute path"),
     ({"notes.txt": b"hello"}, "no image files"),
+    ({"a/big.png": b"\0" * 50_000_000}, "zip bomb"),
 ])
 def test_bad_zip_upload_shows_error_and_keeps_dataset(entries, message):
     at = new_app()
     data = {k: (_png_bytes() if v == "PNG" else v) for k, v in entries.items()}
-    at.file_uploader(key="cnnviz.zip_upload").set_value(("bad.zip", _zip_bytes(data), "application/zip")).run()
+    at.file_uploader(key="cnnviz.zip_upload").set_value(("bad.zip", _zip_bytes(data, deflate=True), "application/zip")).run()
     assert not at.exception
     assert any(message in e.value for e in at.error)
     assert at.selectbox(key="cnnviz.dataset").value == "stamps"
@@ -188,14 +189,25 @@ def test_zip_upload_becomes_the_dataset():
     assert any("4 images, 2 classes" in s.value for s in at.subheader)
 
 
+def _bomb_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("1", (30000, 30000)).save(buf, format="PNG", optimize=True)  # ~100 KB declaring 900 Mpx
+    return buf.getvalue()
+
+
 @pytest.mark.parametrize("name,content,message", [
     ("notes.jpg", b"this is text", "not an image file"),
-    ("broken.png", None, "broken or truncated"),
+    ("broken.png", "TRUNCATED", "broken or truncated"),
+    ("bomb.png", "BOMB", "decompression bomb"),
 ])
 def test_bad_query_upload_shows_error(name, content, message):
     at = new_app()
     at.switch_page("app_pages/search.py").run()
-    content = content if content is not None else _png_bytes((64, 64))[:70]
+    content = {"TRUNCATED": lambda: _png_bytes((64, 64))[:70], "BOMB": _bomb_png}.get(content, lambda: content)()
     at.file_uploader(key="search.upload").set_value((name, content, "image/png")).run()
     assert not at.exception
     assert any(message in e.value for e in at.error)
