@@ -13,7 +13,6 @@ monotone decreasing function of the distance:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 

@@ -21,7 +21,7 @@ from .errors import DatasetError
 from .features import Progress, extract_features, features_of_images, resolve_layers
 from .models.build import LoadedModel, build_model
 from .models.inference import predict_batches, top_k
-from .models.registry import MODELS, get_model_spec
+from .models.registry import MODELS
 from .models.weights import weights_status
 from .scoring import DEFAULT_K, DEFAULT_KNN_K, evaluate_retrieval, search_score
 from .search import METRICS, ExactIndex, check_metric, similarity

@@ -4,7 +4,7 @@ import pytest
 from cnnviz import cache
 from cnnviz.data import scan_folder
 from cnnviz.errors import UnknownNameError
-from cnnviz.features import FeatureExtractor, extract_features, get_extractor, resolve_layers
+from cnnviz.features import FeatureExtractor, extract_features, resolve_layers
 from cnnviz.models import get_model_spec
 from cnnviz.models.layers import GridPool
 from cnnviz.workflows import get_model

@@ -39,10 +39,6 @@ class LoadedModel:
 
 def _architecture(spec: ModelSpec, source: Path | None):
     """Return (model, loader) where loader(model) copies the source weights in."""
-    import keras
-
-    from .layers import Preprocess
-
     if spec.builder == "efficientnet_lite":
         from . import efficientnet_lite as lite
         from .torch_legacy import load_legacy_state_dict
