@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from cnnviz.benchmark import advice, find_cached_benchmark, pareto_front, run_benchmark
+from cnnviz.benchmark import COLUMNS, advice, find_cached_benchmark, pareto_front, run_benchmark
 from cnnviz.errors import CnnvizError
 from cnnviz.models import MODELS
 from cnnviz.ui import cached, charts, state
@@ -42,7 +42,7 @@ if run:
 c2.caption(f"Measured {result['date']} on **{result['device']}** · dataset {result['dataset'] or '— (speed only: unlabelled)'} · "
            + ", ".join(f"{k} {v}" for k, v in result["versions"].items()))
 
-df = pd.DataFrame(result["rows"])
+df = pd.DataFrame(result["rows"])[list(COLUMNS)]
 a, b = st.columns(2)
 x = a.selectbox("x axis", list(X_AXES), format_func=lambda k: X_AXES[k][0], key="bench.x")
 y = b.selectbox("y axis", list(Y_AXES), format_func=Y_AXES.get, key="bench.y")

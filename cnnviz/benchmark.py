@@ -23,7 +23,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +56,9 @@ class BenchmarkRow:
     linear_probe_accuracy: float | None
     published_top1: float | None
     published_source: str
+
+
+COLUMNS = tuple(f.name for f in fields(BenchmarkRow))  # table order (stored JSON has sorted keys)
 
 
 def device_description() -> str:
@@ -162,9 +165,14 @@ def linear_probe_accuracy(features: np.ndarray, labels: Sequence, folds: int = 5
     return float(cross_val_score(probe, features, np.asarray(labels, dtype=object).astype(str), cv=cv).mean())
 
 
+def _has(value) -> bool:
+    """A measured number: not None and not NaN (pandas turns None into NaN)."""
+    return value is not None and value == value
+
+
 def pareto_front(rows: Sequence[dict], x: str, y: str, lower_x_is_better: bool = True) -> list[str]:
     """Models not beaten on both axes (y: higher is better). Rows missing x or y are ignored."""
-    pts = [(r["model"], r[x], r[y]) for r in rows if r.get(x) is not None and r.get(y) is not None]
+    pts = [(r["model"], r[x], r[y]) for r in rows if _has(r.get(x)) and _has(r.get(y))]
     better_x = (lambda a, b: a <= b) if lower_x_is_better else (lambda a, b: a >= b)
     strictly = (lambda a, b: a < b) if lower_x_is_better else (lambda a, b: a > b)
     front = []
@@ -277,7 +285,7 @@ def find_cached_benchmark(models: str | Sequence[str] = "all", dataset=None, bat
 
 def advice(rows: Sequence[dict], accuracy: str = "knn_accuracy", latency: str = "latency_ms_b1_p50") -> list[str]:
     """Short data-driven guidance: the fastest model within 1 point of the best, and the best overall."""
-    scored = [r for r in rows if r.get(accuracy) is not None]
+    scored = [r for r in rows if _has(r.get(accuracy))]
     if not scored:
         return ["No model here has trained weights and a labelled dataset, so only speed can be compared."]
     scale = 100.0 if accuracy != "mean_score" else 1.0

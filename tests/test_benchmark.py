@@ -82,3 +82,12 @@ def test_benchmark_bad_arguments(capsys):
     assert "unknown model 'nope'" in capsys.readouterr().err
     assert main(["benchmark", "--models", "efficientnet_lite0", "--batch-sizes", "1,x"]) == 2
     assert "--batch-sizes" in capsys.readouterr().err
+
+
+def test_pareto_and_advice_ignore_nan_rows():
+    nan = float("nan")
+    rows = [{"model": "a", "lat": 2.0, "acc": 0.8}, {"model": "random_fast", "lat": 1.0, "acc": nan},
+            {"model": "b", "lat": 3.0, "acc": 0.9}]
+    assert pareto_front(rows, "lat", "acc") == ["a", "b"]
+    text = " ".join(advice([{"model": r["model"], "knn_accuracy": r["acc"], "latency_ms_b1_p50": r["lat"]} for r in rows]))
+    assert "Most accurate here: **b**" in text and "Fastest overall: **random_fast**" in text
