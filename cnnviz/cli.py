@@ -22,6 +22,7 @@ EPILOG = """examples:
       --metric cosine --query birds/adelaide_rosella.jpg
   python -m cnnviz evaluate --dataset stamps --model efficientnet_lite0 --layer all --metric all
   python -m cnnviz benchmark --models efficientnet_lite0,vgg16 --dataset stamps --json
+  python -m cnnviz featureviz --model efficientnet_lite0 --layer block5c_out --channels auto --out viz/
 """
 
 
@@ -180,6 +181,14 @@ def cmd_benchmark(args) -> None:
     _emit(args, data, render)
 
 
+def cmd_featureviz(args) -> None:
+    from .workflows import featureviz
+
+    data = featureviz(args.model, args.layer, args.channels, args.out, args.steps, progress=_progress("channels"))
+    _emit(args, data, lambda d: f"{d['model']} · {d['layer']} ({d['steps']} steps)\n"
+          + _table(d["channels"], ("channel", "final_activation", "gray_activation", "seconds", "image_path")))
+
+
 def cmd_cache(args) -> None:
     from .cache import cache_info, clear_cache
 
@@ -258,6 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="measure again even if a cached result exists")
     _add_json(p)
     p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("featureviz", help="activation-maximisation images of a layer's channels")
+    p.add_argument("--model", required=True)
+    p.add_argument("--layer", required=True, help="layer name or index")
+    p.add_argument("--channels", default="auto", help="'auto' (30 evenly spaced) or comma-separated indices")
+    p.add_argument("--out", help="folder to write <model>_<layer>_chNNNN.png into (default: paths in the cache)")
+    p.add_argument("--steps", type=int, default=64, help="optimisation steps (default 64)")
+    _add_json(p)
+    p.set_defaults(func=cmd_featureviz)
 
     p = sub.add_parser("cache", help="show or clear the artifact cache")
     p.add_argument("action", choices=("info", "clear"))

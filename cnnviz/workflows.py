@@ -235,3 +235,32 @@ def compare_models(dataset_ref: str, models: Sequence[str], metrics: Sequence[st
             r.pop("per_class")
             rows.append(r)
     return rows
+
+
+def featureviz(model: str, layer: str, channels: str | Sequence[int] = "auto", out: str | Path | None = None,
+               steps: int = 64, count: int = 30, progress: Progress | None = None) -> dict:
+    """Activation-maximisation images of a layer's channels (``auto``: ``count`` evenly spaced), copied to ``out``."""
+    import shutil
+
+    from .featureviz import ActMaxConfig, evenly_spaced_channels, layer_channels, maximize_channels
+
+    loaded = get_model(model)
+    (layer,) = resolve_layers(loaded.spec, [layer])
+    if channels == "auto":
+        chosen = evenly_spaced_channels(layer_channels(loaded, layer), count)
+    else:
+        try:
+            chosen = [int(c) for c in (channels.split(",") if isinstance(channels, str) else channels)]
+        except ValueError:
+            raise DatasetError(f"--channels must be 'auto' or comma-separated integers, got {channels!r}") from None
+    visuals = maximize_channels(loaded, layer, chosen, ActMaxConfig(steps=steps), progress=progress)
+    rows = []
+    for v in visuals:
+        path = v.image_path
+        if out is not None:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            path = str(Path(out) / f"{model}_{layer}_ch{v.channel:04d}.png")
+            shutil.copyfile(v.image_path, path)
+        rows.append({"channel": v.channel, "image_path": path, "seconds": v.seconds,
+                     "final_activation": v.final_activation, "gray_activation": v.baseline_activation})
+    return {"model": model, "layer": layer, "steps": steps, "channels": rows}
