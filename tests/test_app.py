@@ -245,3 +245,28 @@ def test_benchmark_page_runs_and_charts():
     again.switch_page("app_pages/benchmark.py").run()
     again.multiselect(key="bench.models").set_value(["efficientnet_lite0", "mobilenet_v2"]).run()
     assert any(b.label == "Re-run" for b in again.button)
+
+
+def test_model_explorer_channels_fill_in_and_inspect():
+    import time
+
+    at = new_app()
+    at.switch_page("app_pages/explorer.py").run()
+    assert not at.exception
+    at.selectbox(key="explorer.layer").set_value("stem_relu").run()
+    at.select_slider(key="explorer.steps").set_value(8).run()
+    assert not at.exception
+    deadline = time.time() + 240
+    while any("optimising" in c.value for c in at.caption) and time.time() < deadline:
+        time.sleep(2)
+        at.run()
+    assert not at.exception
+    channel_captions = [c.value for c in at.caption if c.value.startswith("ch ")]
+    assert not any("optimising" in c for c in channel_captions)
+    assert any("30 of 32 channels" in c.value for c in at.caption)
+    from cnnviz.featureviz import evenly_spaced_channels
+
+    at.selectbox(key="explorer.channel").set_value(evenly_spaced_channels(32, 30)[3]).run()
+    assert not at.exception
+    assert not any("still being optimised" in i.value for i in at.info)  # its act-max image is shown
+    assert any(b.label == "Visualise these classes" for b in at.button)  # the final layer of a classifier

@@ -102,3 +102,31 @@ def thumbnail_uris(dataset_ref: str, size: int = 64) -> list[str]:
     """Small JPEG data URIs of every image (for chart tooltips)."""
     return ["data:image/jpeg;base64," + base64.b64encode(thumbnail(str(item.path), size)).decode()
             for item in dataset(dataset_ref).items]
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def featureviz_job(model_name: str, layer: str, channels: tuple[int, ...], steps: int):
+    """One background job per (model, layer, channels, steps), shared by every session."""
+    from ..featureviz import ActMaxConfig
+    from .jobs import FeatureVizJob
+
+    return FeatureVizJob(model(model_name), layer, channels, ActMaxConfig(steps=steps))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def channel_overlays(model_name: str, dataset_ref: str, layer: str, channel: int, indices: tuple[int, ...]) -> list[bytes]:
+    """Top images with the channel's activation map blended over them (JPEG bytes)."""
+    from PIL import Image
+
+    from ..featureviz import activation_maps, overlay
+    from ..features import load_dataset_images
+
+    loaded, ds = model(model_name), dataset(dataset_ref)
+    images = load_dataset_images(ds, list(indices), loaded.spec.input_size)
+    maps = activation_maps(loaded, layer, images, channel)
+    out = []
+    for img, heat in zip(images, maps):
+        buf = io.BytesIO()
+        Image.fromarray(overlay(img, heat)).resize((160, 160)).save(buf, format="JPEG", quality=85)
+        out.append(buf.getvalue())
+    return out

@@ -94,3 +94,14 @@ def accuracy_vs_cost(df: pd.DataFrame, x: str, y: str, x_title: str, y_title: st
     labels = base.mark_text(dy=-14, fontSize=11).encode(text="model:N")
     line = alt.Chart(d[d["on_front"]].sort_values(x)).mark_line(strokeDash=[5, 4], color="gray").encode(x=f"{x}:Q", y=f"{y}:Q")
     return (line + points + labels).properties(height=440)
+
+
+def class_mix(counts: pd.Series) -> alt.Chart:
+    """Classes of a channel's top-activating images."""
+    df = counts.rename_axis("class").reset_index(name="images")
+    return (
+        alt.Chart(df).mark_bar().encode(
+            x=alt.X("images:Q", title="of the 20 most activating images"), y=alt.Y("class:N", sort="-x", title=None),
+            tooltip=["class", "images"],
+        ).properties(height=alt.Step(20), title="class mix")
+    )
