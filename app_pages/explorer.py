@@ -10,7 +10,7 @@ from cnnviz.ui import cached, charts, state
 
 st.title("Model Explorer — what the channels respond to")
 st.caption("Left: an image optimised to excite the channel (activation maximisation, tf-keras-vis, with jitter and "
-           "smoothness regularisers). Right: the dataset images that excite it most, with their mean activation.")
+           "smoothness regularisers; shown contrast-stretched). Right: the dataset images that excite it most, with their mean activation.")
 model_name, ref = st.session_state[state.MODEL], st.session_state[state.DATASET]
 try:
     loaded, ds = cached.model(model_name), cached.dataset(ref)
@@ -47,7 +47,7 @@ with st.container(border=True):
     left, right = st.columns([1, 3])
     visual = cached_visual(loaded, layer, inspect, config)
     if visual:
-        left.image(visual.image_path, width=256, caption=f"channel {inspect}: activation {visual.final_activation:.2f} "
+        left.image(cached.stretched(visual.image_path), width="stretch", caption=f"channel {inspect}: activation {visual.final_activation:.2f} "
                    f"(mean gray image: {visual.baseline_activation:.2f}) · {visual.seconds:.1f} s")
     else:
         left.info("Its image is still being optimised.")
@@ -65,7 +65,7 @@ for ch in channels:
     cols = st.columns([1.3, 1, 1, 1, 1, 1])
     visual = cached_visual(loaded, layer, ch, config)
     if visual:
-        cols[0].image(visual.image_path, width=128, caption=f"ch {ch} · {visual.final_activation:.1f}")
+        cols[0].image(cached.stretched(visual.image_path), width=128, caption=f"ch {ch} · {visual.final_activation:.1f}")
     else:
         cols[0].caption(f"ch {ch}: optimising…")
     idx, acts = top_activating(pooled, ch, 5)
@@ -85,4 +85,4 @@ if loaded.spec.has_classifier:
     shown = st.session_state.get("explorer.class_visuals", [])
     cols = st.columns(max(len(shown), 1))
     for col, v in zip(cols, shown):
-        col.image(v["image_path"], width=160, caption=f"{labels[v['channel']]} · logit {v['final_activation']:.1f}")
+        col.image(cached.stretched(v["image_path"]), width=160, caption=f"{labels[v['channel']]} · logit {v['final_activation']:.1f}")

@@ -130,3 +130,16 @@ def channel_overlays(model_name: str, dataset_ref: str, layer: str, channel: int
         Image.fromarray(overlay(img, heat)).resize((160, 160)).save(buf, format="JPEG", quality=85)
         out.append(buf.getvalue())
     return out
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def stretched(path: str) -> bytes:
+    """An act-max image contrast-stretched for display (1st–99th percentile → 0–255); the file stays raw."""
+    from PIL import Image
+
+    img = np.asarray(Image.open(path).convert("RGB"), np.float32)
+    lo, hi = np.percentile(img, 1), np.percentile(img, 99)
+    out = np.clip((img - lo) / max(hi - lo, 1.0) * 255, 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(out).save(buf, format="PNG")
+    return buf.getvalue()
