@@ -3,20 +3,14 @@
 import pandas as pd
 import streamlit as st
 
-from cnnviz.errors import CnnvizError
 from cnnviz.featureviz import ActMaxConfig, cached_visual, evenly_spaced_channels, layer_channels, top_activating, visualize_classes
 from cnnviz.models.labels import imagenet_labels
-from cnnviz.ui import cached, charts, state
+from cnnviz.ui import cached, charts, widgets
 
 st.title("Model Explorer — what the channels respond to")
 st.caption("Left: an image optimised to excite the channel (activation maximisation, tf-keras-vis, with jitter and "
            "smoothness regularisers; shown contrast-stretched). Right: the dataset images that excite it most, with their mean activation.")
-model_name, ref = st.session_state[state.MODEL], st.session_state[state.DATASET]
-try:
-    loaded, ds = cached.model(model_name), cached.dataset(ref)
-except CnnvizError as exc:
-    st.error(str(exc))
-    st.stop()
+model_name, ref, loaded, ds = widgets.selected_model_and_dataset()
 
 c1, c2 = st.columns([3, 1])
 layer = c1.selectbox("Layer", list(loaded.spec.layers), index=4, key="explorer.layer")

@@ -12,12 +12,11 @@ st.caption("Click any image: the model's embedding finds the most similar images
            "Pick the dataset and model in the sidebar; layers, metrics and maps are on **Search (advanced)**, "
            "model-vs-model on **Compare models**.")
 
-model_name, ref = st.session_state[state.MODEL], st.session_state[state.DATASET]
+model_name, ref, loaded, ds = widgets.selected_model_and_dataset()
+layer = loaded.spec.embedding_layer
 try:
-    ds, loaded = cached.dataset(ref), cached.model(model_name)
-    layer = loaded.spec.embedding_layer
     feats = cached.features(model_name, ref, layer)
-except CnnvizError as exc:
+except CnnvizError as exc:  # e.g. a broken image inside a folder dataset
     st.error(str(exc))
     st.stop()
 

@@ -12,12 +12,7 @@ from cnnviz.ui import cached, charts, state, widgets
 from cnnviz.workflows import search_features
 
 st.title("Search — every layer, every metric")
-model_name, ref = st.session_state[state.MODEL], st.session_state[state.DATASET]
-try:
-    ds, loaded = cached.dataset(ref), cached.model(model_name)
-except CnnvizError as exc:
-    st.error(str(exc))
-    st.stop()
+model_name, ref, loaded, ds = widgets.selected_model_and_dataset()
 cached.umap_warm_up()
 
 spec = loaded.spec

@@ -269,4 +269,8 @@ def test_model_explorer_channels_fill_in_and_inspect():
     at.selectbox(key="explorer.channel").set_value(evenly_spaced_channels(32, 30)[3]).run()
     assert not at.exception
     assert not any("still being optimised" in i.value for i in at.info)  # its act-max image is shown
-    assert any(b.label == "Visualise these classes" for b in at.button)  # the final layer of a classifier
+    next(b for b in at.button if b.label == "Visualise these classes").click().run()  # final layer of a classifier
+    assert not at.exception
+    visuals = at.session_state["explorer.class_visuals"]
+    assert [v["channel"] for v in visuals] == [967, 281]  # espresso, tabby (the defaults)
+    assert all(v["final_activation"] > v["baseline_activation"] for v in visuals)

@@ -62,3 +62,18 @@ def _table_pick(key: str, ids: list[str]) -> None:
     rows = event.selection.rows if event else []
     if rows:
         state.set_query(ids[rows[0]])
+
+
+def selected_model_and_dataset():
+    """The sidebar's model and dataset, built and cached; shows the error and stops the page if either fails.
+
+    Returns (model_name, dataset_ref, loaded_model, dataset).
+    """
+    from ..errors import CnnvizError
+
+    model_name, ref = st.session_state[state.MODEL], st.session_state[state.DATASET]
+    try:
+        return model_name, ref, cached.model(model_name), cached.dataset(ref)
+    except CnnvizError as exc:
+        st.error(str(exc))
+        st.stop()
