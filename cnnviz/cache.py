@@ -55,6 +55,15 @@ def make_key(kind: str, **fields: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's content, read in chunks (large weights and archives stay out of memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def entry_dir(kind: str) -> Path:
     d = cache_root() / kind
     d.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ..cache import file_digest
 from ..errors import DatasetError
 from .images import is_image_name
 
@@ -70,7 +71,7 @@ def _file_digest(path: Path) -> str:
     st = path.stat()
     memo_key = (str(path), st.st_size, st.st_mtime_ns)
     if memo_key not in _DIGEST_MEMO:
-        _DIGEST_MEMO[memo_key] = hashlib.sha256(path.read_bytes()).hexdigest()
+        _DIGEST_MEMO[memo_key] = file_digest(path)
     return _DIGEST_MEMO[memo_key]
 
 
@@ -129,7 +130,7 @@ def extract_zip(archive: str | Path, dest_root: Path) -> Path:
     archive's sha256, so a second call reuses it.
     """
     archive = Path(archive)
-    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    digest = file_digest(archive)
     final = dest_root / digest[:24]
     if final.is_dir():
         return _single_top_folder(final)

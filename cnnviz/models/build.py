@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import cache
 from ..errors import WeightsUnavailableError
 from .registry import ModelSpec, get_model_spec
-from .weights import file_digest, install_hint, weights_path
+from .weights import install_hint, weights_path
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def build_model(name: str, *, require_weights: bool = True) -> LoadedModel:
 
 
 def _load_converted(spec: ModelSpec, source: Path, model, loader) -> None:
-    key = cache.make_key("weights", model=spec.name, source=source.name, digest=file_digest(source),
+    key = cache.make_key("weights", model=spec.name, source=source.name, digest=cache.file_digest(source),
                          converter=CONVERTER_VERSION)
     target = cache.entry_dir("weights") / f"{spec.name}-{key[:16]}.weights.h5"
     if target.exists():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -66,11 +65,3 @@ def weights_path(spec: ModelSpec) -> Path | None:
 def weights_status(spec: ModelSpec) -> str:
     """"available" when trained weights are on this machine, else "missing"."""
     return "available" if weights_path(spec) is not None else "missing"
-
-
-def file_digest(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
