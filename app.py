@@ -23,6 +23,7 @@ pages = [
     st.Page("app_pages/search.py", title="Search (advanced)", icon="🔬"),
     st.Page("app_pages/compare.py", title="Compare models", icon="⚖️"),
     st.Page("app_pages/explorer.py", title="Model Explorer", icon="🧠"),
+    st.Page("app_pages/attribution.py", title="Attribution", icon="🔥"),
     st.Page("app_pages/benchmark.py", title="Benchmark", icon="⏱️"),
 ]
 st.navigation(pages).run()

@@ -23,6 +23,7 @@ EPILOG = """examples:
   python -m cnnviz evaluate --dataset stamps --model efficientnet_lite0 --layer all --metric all
   python -m cnnviz benchmark --models efficientnet_lite0,vgg16 --dataset stamps --json
   python -m cnnviz featureviz --model efficientnet_lite0 --layer block5c_out --channels auto --out viz/
+  python -m cnnviz attribute photo.jpg --model efficientnet_lite0 --method all --out overlays.png --json
 """
 
 
@@ -189,6 +190,23 @@ def cmd_featureviz(args) -> None:
           + _table(d["channels"], ("channel", "final_activation", "gray_activation", "seconds", "image_path")))
 
 
+def cmd_attribute(args) -> None:
+    from .workflows import attribute
+
+    params = {"layer": args.layer, "samples": args.samples, "max_evals": args.max_evals}
+    data = attribute(args.image, args.model, args.method, args.target, params, args.auc_steps, args.deletion_baseline,
+                     args.out, progress=_progress("attribution"))
+    if args.json:  # one method: its record; several: a list of records
+        records = [dict(r, image=data["image"]) for r in data["results"]]
+        print(json.dumps(records[0] if len(records) == 1 else records, indent=2))
+        return
+    print(f"{data['model']} on {data['image']}: top-1 {data['top5'][0]['label']} ({data['top5'][0]['probability']:.3f})")
+    rows = [{**r, "target": f"{r['target']['class_id']} {r['target']['label']}", "p": r["target"]["probability"]}
+            for r in data["results"]]
+    print(_table(rows, ("method", "target", "p", "seconds", "deletion_auc", "insertion_auc")))
+    print("lower deletion AUC and higher insertion AUC = more faithful" + (f"; overlays written to {data['out']}" if data["out"] else ""))
+
+
 def cmd_cache(args) -> None:
     from .cache import cache_info, clear_cache
 
@@ -276,6 +294,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=64, help="optimisation steps (default 64)")
     _add_json(p)
     p.set_defaults(func=cmd_featureviz)
+
+    from .attribution import METHODS, RISE_STEPS
+
+    p = sub.add_parser("attribute", help="attribution heatmaps (saliency … SHAP) with deletion/insertion AUC")
+    p.add_argument("image", help="an image file")
+    p.add_argument("--model", required=True)
+    p.add_argument("--method", default="gradcam", help=f"all, or one or more (comma-separated) of: {', '.join(METHODS)}")
+    p.add_argument("--target", type=int, help="ImageNet class id to explain (default: the top-1 prediction)")
+    p.add_argument("--out", help="write the overlays as one PNG here")
+    p.add_argument("--layer", help="Grad-CAM/Grad-CAM++/Score-CAM layer (default: the last conv layer)")
+    p.add_argument("--samples", type=int, help="SmoothGrad noisy samples (default 20) / LIME perturbed images (default 1000)")
+    p.add_argument("--max-evals", type=int, help="SHAP model evaluations (default 500)")
+    p.add_argument("--auc-steps", type=int, default=RISE_STEPS,
+                   help=f"deletion/insertion curve steps (default {RISE_STEPS}: the RISE protocol, 224 px per step at 224 px)")
+    p.add_argument("--deletion-baseline", choices=("zeros", "blur"), default="zeros")
+    _add_json(p)
+    p.set_defaults(func=cmd_attribute)
 
     p = sub.add_parser("cache", help="show or clear the artifact cache")
     p.add_argument("action", choices=("info", "clear"))

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import cache
 from .errors import UnknownNameError
-from .models.build import LoadedModel
+from .models.build import LoadedModel, logits_model
 
 FEATUREVIZ_VERSION = 1
 
@@ -186,21 +186,5 @@ def visualize_classes(loaded: LoadedModel, class_ids: Sequence[int], config: Act
     """Class visualisation: maximise the pre-softmax score of ImageNet classes (cached like channels)."""
     if not loaded.spec.has_classifier:
         raise UnknownNameError(f"{loaded.spec.name} has no ImageNet classifier to visualise")
-    return maximize_channels(_LogitsView(loaded).as_loaded(), "logits", list(class_ids), config)
-
-
-class _LogitsView:
-    """The model with its softmax replaced by a linear 'logits' layer (a new graph; the shared model is untouched)."""
-
-    def __init__(self, loaded: LoadedModel):
-        import keras
-
-        dense = loaded.model.get_layer("predictions")
-        logits = keras.layers.Dense(dense.units, name="logits")
-        out = logits(dense.input)
-        logits.set_weights(dense.get_weights())
-        self.loaded = LoadedModel(loaded.spec, keras.Model(loaded.model.inputs, out, name=f"{loaded.spec.name}_logits"),
-                                  loaded.weights)
-
-    def as_loaded(self) -> LoadedModel:
-        return self.loaded
+    view = LoadedModel(loaded.spec, logits_model(loaded), loaded.weights)
+    return maximize_channels(view, "logits", list(class_ids), config)

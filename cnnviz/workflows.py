@@ -264,3 +264,32 @@ def featureviz(model: str, layer: str, channels: str | Sequence[int] = "auto", o
         rows.append({"channel": v.channel, "image_path": path, "seconds": v.seconds,
                      "final_activation": v.final_activation, "gray_activation": v.baseline_activation})
     return {"model": model, "layer": layer, "steps": steps, "channels": rows}
+
+
+def attribute(image: str | Path | bytes, model: str, methods: str | Sequence[str] = "gradcam", target: int | None = None,
+              params: dict | None = None, auc_steps: int | None = None, deletion_baseline: str = "zeros",
+              out: str | Path | None = None, image_name: str | None = None,
+              progress: Progress | None = None) -> dict:
+    """Attribution heatmaps of one image by one or more methods, each with deletion/insertion AUC.
+
+    ``target`` defaults to the model's top-1 class. ``out`` writes the overlays as one PNG.
+    """
+    from .attribution import RISE_STEPS, FaithfulnessConfig, explain, predictions, resolve_methods
+    from .attribution.render import blend, grid_png
+
+    names = resolve_methods(methods)
+    loaded = get_model(model)
+    pixels = load_for_model(image, loaded.spec.input_size, name=image_name)
+    faith = FaithfulnessConfig(steps=auc_steps or RISE_STEPS, deletion_baseline=deletion_baseline)
+    results = []
+    for i, name in enumerate(names):
+        step = (lambda d, t, i=i: progress(i * t + d, t * len(names))) if progress else None
+        results.append(explain(loaded, pixels, name, target, params, faith, step))
+    if out is not None:
+        cells = [[(f"{a.method}: {a.target.label[:22]} {a.target.probability:.2f}\n"
+                   f"del {a.faithfulness.deletion_auc:.3f} ins {a.faithfulness.insertion_auc:.3f} · {a.seconds:.1f} s",
+                   blend(pixels, a.heatmap)) for a in results]]
+        Path(out).write_bytes(grid_png(cells))
+    return {"model": model, "image": image_name or (str(image) if not isinstance(image, bytes) else "uploaded image"),
+            "top5": [p.to_dict() for p in predictions(loaded, pixels)], "results": [a.to_dict() for a in results],
+            "out": str(out) if out else None}

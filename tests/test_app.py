@@ -274,3 +274,56 @@ def test_model_explorer_channels_fill_in_and_inspect():
     visuals = at.session_state["explorer.class_visuals"]
     assert [v["channel"] for v in visuals] == [967, 281]  # espresso, tabby (the defaults)
     assert all(v["final_activation"] > v["baseline_activation"] for v in visuals)
+
+
+def _attribution_page(methods: list[str]) -> AppTest:
+    at = new_app()
+    at.switch_page("app_pages/attribution.py").run()
+    assert not at.exception
+    at.multiselect(key="attr.methods").set_value(methods).run()
+    assert not at.exception
+    return at
+
+
+def _overlay_captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption if c.value.startswith("deletion AUC")]
+
+
+def test_attribution_page_fast_methods_and_target_change():
+    at = _attribution_page(["saliency", "gradcam"])
+    assert len(_overlay_captions(at)) == 2
+    assert len(at.get("vega_lite_chart")) == 2  # one curve chart per overlay
+    assert any(b.label.startswith("Download the grid") for b in at.get("download_button"))
+    at.selectbox(key="attr.target").set_value(967).run()
+    assert not at.exception
+    assert sum("gradcam · espresso" in str(el.proto) for el in at.get("image")) == 1
+    at.multiselect(key="attr.models").set_value(["efficientnet_lite0", "mobilenet_v2_tv"]).run()
+    assert not at.exception
+    assert len(_overlay_captions(at)) == 4  # rows = models, columns = methods
+
+
+def test_attribution_page_lime_runs_in_the_background():
+    import time
+
+    at = _attribution_page(["gradcam", "lime"])
+    at.number_input(key="attr.lime_samples").set_value(50).run()
+    deadline = time.time() + 240
+    while any("running in the background" in c.value for c in at.caption) and time.time() < deadline:
+        time.sleep(2)
+        at.run()
+    assert not at.exception
+    assert len(_overlay_captions(at)) == 2
+    at.radio(key="attr.lime_view").set_value("heatmap").run()
+    assert not at.exception and len(_overlay_captions(at)) == 2
+
+
+def test_attribution_page_upload(photos):
+    at = _attribution_page(["gradcam"])
+    at.radio(key="attr.source").set_value("Upload").run()
+    assert any("Upload an image" in i.value for i in at.info)
+    at.file_uploader(key="attr.upload").set_value(("coffee.jpg", photos["coffee"].read_bytes(), "image/jpeg")).run()
+    assert not at.exception
+    assert at.dataframe[0].value["label"].iloc[0] == "espresso"
+    at.file_uploader(key="attr.upload").set_value(("notes.png", b"this is text", "image/png")).run()
+    assert not at.exception
+    assert any("not an image file" in e.value for e in at.error)

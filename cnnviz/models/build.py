@@ -131,3 +131,21 @@ def _load_converted(spec: ModelSpec, source: Path, model, loader) -> None:
     loader(model)
     with cache.atomic_path(target) as tmp:
         model.save_weights(str(tmp))
+
+
+def logits_model(loaded: LoadedModel):
+    """The classifier with its softmax replaced by a linear ``logits`` layer.
+
+    A new graph over the same layers: the shared model is not modified (unlike
+    tf-keras-vis' ``ReplaceToLinear``, which mutates the model it is given).
+    Gradient and CAM methods differentiate logits, as their papers do.
+    """
+    import keras
+
+    if not loaded.spec.has_classifier:
+        raise WeightsUnavailableError(f"{loaded.spec.name} has convolutional features only, no ImageNet classifier")
+    dense = loaded.model.get_layer("predictions")
+    logits = keras.layers.Dense(dense.units, name="logits")
+    out = logits(dense.input)
+    logits.set_weights(dense.get_weights())
+    return keras.Model(loaded.model.inputs, out, name=f"{loaded.spec.name}_logits")

@@ -107,10 +107,12 @@ def thumbnail_uris(dataset_ref: str, size: int = 64) -> list[str]:
 @st.cache_resource(show_spinner=False, max_entries=32)
 def featureviz_job(model_name: str, layer: str, channels: tuple[int, ...], steps: int):
     """One background job per (model, layer, channels, steps), shared by every session."""
-    from ..featureviz import ActMaxConfig
-    from .jobs import FeatureVizJob
+    from ..featureviz import ActMaxConfig, maximize_channels
+    from .jobs import BackgroundJob
 
-    return FeatureVizJob(model(model_name), layer, channels, ActMaxConfig(steps=steps))
+    loaded = model(model_name)
+    return BackgroundJob(f"featureviz-{layer}", lambda progress: maximize_channels(
+        loaded, layer, channels, ActMaxConfig(steps=steps), progress=progress))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -105,3 +105,19 @@ def class_mix(counts: pd.Series) -> alt.Chart:
             tooltip=["class", "images"],
         ).properties(height=alt.Step(20), title="class mix")
     )
+
+
+def faithfulness_curves(df: pd.DataFrame, height: int = 110) -> alt.Chart:
+    """Target probability while deleting / inserting pixels in the heatmap's order (one overlay)."""
+    return (
+        alt.Chart(df)
+        .mark_line()
+        .encode(
+            x=alt.X("fraction of pixels:Q", title="pixels changed", axis=alt.Axis(format="%", tickCount=4)),
+            y=alt.Y("probability:Q", title="p(target)", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("curve:N", title=None, scale=alt.Scale(domain=["deletion", "insertion"], range=["#d62728", "#2f6fde"]),
+                            legend=alt.Legend(orient="bottom")),
+            tooltip=["curve", alt.Tooltip("fraction of pixels:Q", format=".0%"), alt.Tooltip("probability:Q", format=".3f")],
+        )
+        .properties(height=height)
+    )

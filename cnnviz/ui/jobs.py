@@ -1,26 +1,32 @@
-"""Background jobs shared by all sessions (held in st.cache_resource)."""
+"""Background jobs shared by all sessions (held in st.cache_resource).
+
+A job runs one library call in a thread, with the call's progress readable
+from any session; its results land in the disk cache, so pages just read the
+cache again once the job has finished.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
-
-from ..featureviz import ActMaxConfig, maximize_channels
-from ..models.build import LoadedModel
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
+Progress = Callable[[int, int], None]
 
-class FeatureVizJob:
-    """Computes activation-maximisation images of channels in a thread; results land in the disk cache."""
 
-    def __init__(self, loaded: LoadedModel, layer: str, channels: Sequence[int], config: ActMaxConfig):
-        self.loaded, self.layer, self.channels, self.config = loaded, layer, list(channels), config
-        self.done, self.total = 0, len(self.channels)
+class BackgroundJob:
+    """Runs ``work(progress)`` in a daemon thread; errors are kept for the page to show, never lost."""
+
+    def __init__(self, name: str, work: Callable[[Progress], object]):
+        self.name = name
+        self.done, self.total = 0, 1
         self.error: str | None = None
+        self.result: object = None
+        self._work = work
         self._finished = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"featureviz-{layer}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _progress(self, done: int, total: int) -> None:
@@ -28,9 +34,9 @@ class FeatureVizJob:
 
     def _run(self) -> None:
         try:
-            maximize_channels(self.loaded, self.layer, self.channels, self.config, progress=self._progress)
-        except Exception as exc:  # reported on the page, never lost silently
-            log.exception("feature visualisation of %s failed", self.layer)
+            self.result = self._work(self._progress)
+        except Exception as exc:
+            log.exception("background job %s failed", self.name)
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
             self._finished.set()
@@ -38,6 +44,10 @@ class FeatureVizJob:
     @property
     def finished(self) -> bool:
         return self._finished.is_set()
+
+    @property
+    def fraction(self) -> float:
+        return min(self.done / max(self.total, 1), 1.0)
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._finished.wait(timeout)
