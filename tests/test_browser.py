@@ -117,3 +117,15 @@ def test_main_flow_in_a_real_browser(server, page):
     page.set_viewport_size({"width": 1400, "height": 3000})  # Streamlit scrolls inside its own container
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "compare.png"))
+
+
+def test_attribution_page_in_a_real_browser(server, page):
+    """Fast overlays appear first; LIME and SHAP fill in from their background jobs without a click."""
+    page.goto(server + "/attribution")
+    page.get_by_text("Attribution — where is the evidence").wait_for(timeout=180_000)
+    page.get_by_text("deletion AUC", exact=False).nth(3).wait_for(timeout=300_000)  # intro + 3 fast overlays
+    page.get_by_text("running in the background").first.wait_for(state="detached", timeout=400_000)
+    page.get_by_text("Download the grid").wait_for(timeout=60_000)
+    assert page.get_by_text("insertion AUC", exact=False).count() >= 6  # intro + 5 overlays
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "attribution.png"), full_page=True)

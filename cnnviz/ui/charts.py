@@ -114,7 +114,7 @@ def faithfulness_curves(df: pd.DataFrame, height: int = 110) -> alt.Chart:
         .mark_line()
         .encode(
             x=alt.X("fraction of pixels:Q", title="pixels changed", axis=alt.Axis(format="%", tickCount=4)),
-            y=alt.Y("probability:Q", title="p(target)", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("probability:Q", title="p(target)", scale=alt.Scale(zero=True)),
             color=alt.Color("curve:N", title=None, scale=alt.Scale(domain=["deletion", "insertion"], range=["#d62728", "#2f6fde"]),
                             legend=alt.Legend(orient="bottom")),
             tooltip=["curve", alt.Tooltip("fraction of pixels:Q", format=".0%"), alt.Tooltip("probability:Q", format=".3f")],
