@@ -47,7 +47,8 @@ for col, model_name in zip(cols[1:], chosen):
         except CnnvizError as exc:
             st.error(str(exc))
             continue
-        res = search_features(ds, feats, loaded, layer, query, metric, p, DEFAULT_K)
+        res = search_features(ds, feats, loaded, layer, query, metric, p, DEFAULT_K,
+                              index=cached.search_index(model_name, ref, layer, metric, p))
         score = "–" if res.score is None else f"{res.score:.1f}"
         st.markdown(f"**{model_name}** · score **{score}** / 100")
         widgets.results_grid(res, columns=3, thumb=110)

@@ -22,7 +22,8 @@ except CnnvizError as exc:  # e.g. a broken image inside a folder dataset
 
 query = st.session_state[state.QUERY]
 if query in ds.ids:
-    res = search_features(ds, feats, loaded, layer, query, "cosine", None, DEFAULT_K)
+    res = search_features(ds, feats, loaded, layer, query, "cosine", None, DEFAULT_K,
+                          index=cached.search_index(model_name, ref, layer, "cosine", None))
     st.subheader(f"Most similar to {res.query_id}")
     left, right = st.columns([1, 3])
     with left:

@@ -5,7 +5,7 @@ import streamlit as st
 
 from cnnviz.errors import CnnvizError
 from cnnviz.features import POOLINGS
-from cnnviz.projection import umap_metric, umap_ready
+from cnnviz.projection import FIT_MAX, points_to_draw, umap_metric, umap_ready
 from cnnviz.scoring import DEFAULT_K
 from cnnviz.search import METRICS
 from cnnviz.ui import cached, charts, state, widgets
@@ -45,19 +45,21 @@ with st.expander("Choose the query: click a dataset image or upload one", expand
     widgets.picker_table(ds, ref, key="search.picker")
 
 query, uploaded = st.session_state[state.QUERY], st.session_state[state.UPLOAD]
+index = cached.search_index(model_name, ref, layer, metric, p, pooling)
 res = None
 try:
     if uploaded:
         res = search_features(ds, feats, loaded, layer, None, metric, p, int(top_k), pooling,
-                              query_image=uploaded[1], query_name=uploaded[0])
+                              query_image=uploaded[1], query_name=uploaded[0], index=index)
     elif query in ds.ids:
-        res = search_features(ds, feats, loaded, layer, query, metric, p, int(top_k), pooling)
+        res = search_features(ds, feats, loaded, layer, query, metric, p, int(top_k), pooling, index=index)
 except CnnvizError as exc:
     st.error(str(exc))
     st.session_state[state.UPLOAD] = None
 
 if res is not None:
     st.subheader(f"Results for {res.query_id}")
+    st.caption(f"Search: {res.backend}.")
     left, right = st.columns([1, 3])
     with left:
         widgets.query_card(res, int(top_k), model_name, layer)
@@ -90,8 +92,13 @@ points = cached.projection(model_name, ref, layer, pooling, method, umap_metric(
 roles = {h.id: "result" for h in res.hits} if res else {}
 if res and res.in_dataset:
     roles[res.query_id] = "query"
-df = pd.DataFrame({"x": points[:, 0], "y": points[:, 1], "id": ds.ids, "label": [l or "-" for l in ds.labels],
-                   "role": [roles.get(i, "other") for i in ds.ids], "image": cached.thumbnail_uris(ref)})
+drawn = points_to_draw(len(ds.ids), [ds.ids.index(i) for i in roles])
+ids, labels = [ds.ids[i] for i in drawn], [ds.labels[i] or "-" for i in drawn]
+df = pd.DataFrame({"x": points[drawn, 0], "y": points[drawn, 1], "id": ids, "label": labels,
+                   "role": [roles.get(i, "other") for i in ids], "image": cached.thumbnail_uris(ref, tuple(drawn.tolist()))})
+if len(drawn) < len(ds.ids):
+    st.caption(f"{len(ds.ids):,} images: the projection was fitted on a sample of {FIT_MAX:,} and applied to the rest; "
+               f"the map draws {len(drawn):,} of them (a random sample plus the query and its results).")
 st.altair_chart(charts.feature_map(df, f"{method.upper()} of {model_name} · {layer} ({pooling})"),
                 width="stretch", on_select=lambda: state.set_query_from_map("search.map", charts.MAP_SELECTION, ds.ids),
                 key="search.map")

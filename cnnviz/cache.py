@@ -125,6 +125,56 @@ def load_arrays(kind: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, A
         return None
 
 
+def has_arrays(kind: str, key: str) -> bool:
+    """Whether an ``.npz`` entry is present and its size matches its sidecar (cheap; no data is read)."""
+    d = entry_dir(kind)
+    npz, side = d / f"{key}.npz", d / f"{key}.json"
+    try:
+        return json.loads(side.read_text()).get("bytes") == npz.stat().st_size
+    except (OSError, ValueError):
+        return False
+
+
+@contextmanager
+def writing_matrix(kind: str, key: str, shape: tuple[int, int], meta: dict[str, Any]) -> Iterator[np.ndarray]:
+    """Yield a memory-mapped float32 ``.npy`` to fill; on success it is moved into place and its sidecar written.
+
+    Large feature matrices are written piece by piece without holding them in RAM.
+    """
+    final = entry_dir(kind) / f"{key}.npy"
+    with atomic_path(final) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        yield out
+        out.flush()
+        del out
+    write_json_atomic(final.with_suffix(".json"), {**meta, "key": key, "shape": list(shape), "bytes": final.stat().st_size})
+
+
+def load_matrix(kind: str, key: str) -> np.ndarray | None:
+    """A float32 ``.npy`` entry memory-mapped read-only, or None on a miss or a mismatch (which is removed).
+
+    The check is the sidecar's size and shape (a checksum would read gigabytes on every load);
+    writes are atomic, so a size match means the file is the one the sidecar describes.
+    """
+    d = entry_dir(kind)
+    npy, side = d / f"{key}.npy", d / f"{key}.json"
+    if not (npy.exists() and side.exists()):
+        return None
+    try:
+        meta = json.loads(side.read_text())
+        if meta.get("key") != key or meta.get("bytes") != npy.stat().st_size:
+            raise ValueError("sidecar does not match the data file")
+        arr = np.load(npy, mmap_mode="r", allow_pickle=False)
+        if list(arr.shape) != meta.get("shape") or arr.dtype != np.float32:
+            raise ValueError("shape or dtype does not match the sidecar")
+        return arr
+    except Exception as exc:
+        log.warning("discarding corrupt cache entry %s/%s: %s", kind, key[:12], exc)
+        for p in (npy, side):
+            p.unlink(missing_ok=True)
+        return None
+
+
 def cached_file(kind: str, key: str, suffix: str, produce: Callable[[Path], None]) -> Path:
     """Path of a cached file, calling ``produce(tmp_path)`` to make it on a miss."""
     final = entry_dir(kind) / f"{key}{suffix}"

@@ -18,11 +18,13 @@ EPILOG = """examples:
   python -m cnnviz datasets --json
   python -m cnnviz predict photo.jpg photos/ --model efficientnet_lite0
   python -m cnnviz precompute --dataset stamps --model efficientnet_lite0
+  python -m cnnviz precompute --images /data/catalogue --model efficientnet_lite0 --engine ray --ray-address auto
   python -m cnnviz search --dataset stamps --model efficientnet_lite0 --layer embedding \\
       --metric cosine --query birds/adelaide_rosella.jpg
   python -m cnnviz evaluate --dataset stamps --model efficientnet_lite0 --layer all --metric all
   python -m cnnviz benchmark --models efficientnet_lite0,vgg16 --dataset stamps --json
   python -m cnnviz featureviz --model efficientnet_lite0 --layer block5c_out --channels auto --out viz/
+  python -m cnnviz bench-search --n 1000000 --dim 1280 --json
   python -m cnnviz attribute photo.jpg --model efficientnet_lite0 --method all --out overlays.png --json
 """
 
@@ -115,9 +117,13 @@ def cmd_predict(args) -> None:
 
 
 def cmd_precompute(args) -> None:
+    from .errors import CnnvizError
     from .workflows import precompute
 
-    data = precompute(args.model, args.dataset, args.images, args.layers, args.pooling, _progress("features"))
+    if args.chunk_size < 1:
+        raise CnnvizError("--chunk-size must be at least 1")
+    data = precompute(args.model, args.dataset, args.images, args.layers, args.pooling, _progress("features"),
+                      args.engine, args.ray_address, args.chunk_size)
     _emit(args, data, lambda d: f"{d['dataset']} × {d['model']}: {d['n_images']} images cached\n" + _table(d["layers"], ("layer", "dim")))
 
 
@@ -207,6 +213,14 @@ def cmd_attribute(args) -> None:
     print("lower deletion AUC and higher insertion AUC = more faithful" + (f"; overlays written to {data['out']}" if data["out"] else ""))
 
 
+def cmd_bench_search(args) -> None:
+    from .bench_search import bench_search
+
+    data = bench_search(args.n, args.dim, nlist=args.nlist, workdir=args.workdir)
+    _emit(args, data, lambda d: _table([d], ("n", "dim", "exact_ms", "ann_ms", "recall_at_15", "build_s", "memory_mb"))
+          + f"\nindex: {d['index']}; medians over {d['queries']} queries on {d['machine']}; {d['data']}")
+
+
 def cmd_cache(args) -> None:
     from .cache import cache_info, clear_cache
 
@@ -252,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = feature_opts(sub.add_parser("precompute", help="extract and cache features of a dataset"))
     _add_source(p)
     p.add_argument("--layers", default="all", help="all | comma-separated layer names or indices (default all)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: Ray Data workers (a local Ray instance, or --ray-address)")
+    p.add_argument("--ray-address", help="an existing Ray cluster, e.g. ray://head:10001 or 'auto' on a cluster node")
+    p.add_argument("--chunk-size", type=int, default=1024,
+                   help="images per saved chunk; an interrupted run resumes after the last saved chunk (default 1024)")
     _add_json(p)
     p.set_defaults(func=cmd_precompute)
 
@@ -311,6 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deletion-baseline", choices=("zeros", "blur"), default="zeros")
     _add_json(p)
     p.set_defaults(func=cmd_attribute)
+
+    p = sub.add_parser("bench-search", help="exact vs FAISS search: latency, recall@15, build time at N × D")
+    p.add_argument("--n", type=int, default=100_000, help="indexed vectors (default 100000)")
+    p.add_argument("--dim", type=int, default=1280, help="dimensions (default 1280)")
+    p.add_argument("--nlist", type=int, help="IVF cells (default: a power of two near sqrt(N))")
+    p.add_argument("--workdir", help="folder for the memory-mapped vectors (default: the system temp folder)")
+    _add_json(p)
+    p.set_defaults(func=cmd_bench_search)
 
     p = sub.add_parser("cache", help="show or clear the artifact cache")
     p.add_argument("action", choices=("info", "clear"))

@@ -8,7 +8,9 @@ model, weights, layer, pooling, preprocessing, code version).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,7 +26,7 @@ from .models.registry import ModelSpec
 log = logging.getLogger(__name__)
 
 POOLINGS = ("avg", "max", "grid2")
-FEATURES_VERSION = 1  # bump when extraction or image preparation changes
+FEATURES_VERSION = 2  # bump when extraction, image preparation or storage changes (2: memory-mapped .npy)
 IMAGE_PREP = "fit_square-bicubic"
 
 Progress = Callable[[int, int], None]
@@ -131,6 +133,10 @@ def load_dataset_images(dataset: ImageDataset, indices: Sequence[int], size: int
     return np.stack([load_for_model(dataset.items[i].path, size, name=dataset.items[i].id) for i in indices])
 
 
+ENGINES = ("local", "ray")
+CHUNK_IMAGES = 1024  # images per resumable chunk
+
+
 def extract_features(
     loaded: LoadedModel,
     dataset: ImageDataset,
@@ -138,45 +144,99 @@ def extract_features(
     pooling: str = "avg",
     batch_size: int = 32,
     progress: Progress | None = None,
+    engine: str = "local",
+    chunk_size: int = CHUNK_IMAGES,
+    ray_address: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Pooled float32 features ``{layer: (N, D)}`` for every image of a dataset.
+    """Pooled float32 features ``{layer: (N, D)}`` for every image of a dataset (memory-mapped, read-only).
 
     Cached layers are read from disk; all missing layers are computed together
-    in one pass over the images.
+    in one pass over the images, ``chunk_size`` images at a time. Each finished
+    chunk is saved, so an interrupted run resumes where it stopped; the layer
+    matrices are assembled from the chunks at the end. ``engine="ray"`` computes
+    the chunks on a Ray cluster (local, or ``ray_address``) instead of in this process.
     """
+    if engine not in ENGINES:
+        raise UnknownNameError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
     names = resolve_layers(loaded.spec, layers)
     digest = dataset.digest()
     keys = {n: feature_key(digest, loaded, n, pooling) for n in names}
     result: dict[str, np.ndarray] = {}
     for n in names:
-        hit = cache.load_arrays("features", keys[n])
+        hit = cache.load_matrix("features", keys[n])
         if hit is not None:
-            result[n] = hit[0]["features"]
+            result[n] = hit
     missing = [n for n in names if n not in result]
     if missing:
-        computed = _compute(loaded, dataset, missing, pooling, batch_size, progress)
-        for n in missing:
-            meta = {"model": loaded.spec.name, "weights": loaded.weights, "layer": n, "pooling": pooling,
-                    "dataset": dataset.name, "dataset_digest": digest, "n_images": len(dataset.items)}
-            cache.save_arrays("features", keys[n], {"features": computed[n]}, meta)
-            result[n] = computed[n]
+        meta = {"model": loaded.spec.name, "weights": loaded.weights, "pooling": pooling, "dataset": dataset.name,
+                "dataset_digest": digest, "n_images": len(dataset.items)}
+        result.update(_compute_chunked(loaded, dataset, missing, pooling, batch_size, progress, {n: keys[n] for n in missing},
+                                       meta, engine, chunk_size, ray_address))
     elif progress:
         progress(len(dataset.items), len(dataset.items))
     return {n: result[n] for n in names}
 
 
-def _compute(loaded, dataset, layers, pooling, batch_size, progress) -> dict[str, np.ndarray]:
+def compute_range(loaded: LoadedModel, paths: Sequence[str], ids: Sequence[str], layers: Sequence[str], pooling: str,
+                  batch_size: int) -> dict[str, np.ndarray]:
+    """Features of a list of image files, in batches (the unit of work of every engine)."""
     extractor = get_extractor(loaded, layers, pooling)
-    n = len(dataset.items)
-    out = {name: np.empty((n, info.pooled_dim), np.float32) for name, info in zip(layers, extractor.info)}
-    for start in range(0, n, batch_size):
-        idx = range(start, min(start + batch_size, n))
-        batch = load_dataset_images(dataset, idx, loaded.spec.input_size)
+    size = loaded.spec.input_size
+    out = {name: np.empty((len(paths), info.pooled_dim), np.float32) for name, info in zip(layers, extractor.info)}
+    for start in range(0, len(paths), batch_size):
+        stop = min(start + batch_size, len(paths))
+        batch = np.stack([load_for_model(paths[i], size, name=ids[i]) for i in range(start, stop)])
         for name, arr in zip(layers, extractor(batch)):
-            out[name][start : start + len(idx)] = arr
-        if progress:
-            progress(start + len(idx), n)
+            out[name][start:stop] = arr
     return out
+
+
+def _chunk_name(start: int) -> str:
+    return f"{start:010d}"
+
+
+def _compute_chunked(loaded, dataset, layers, pooling, batch_size, progress, keys, meta, engine, chunk_size,
+                     ray_address) -> dict[str, np.ndarray]:
+    n = len(dataset.items)
+    chunk_kind = "feature-chunks/" + cache.make_key("feature-chunks", keys=sorted(keys.values()), chunk=chunk_size)[:32]
+    starts = list(range(0, n, chunk_size))
+    todo = [s for s in starts if not cache.has_arrays(chunk_kind, _chunk_name(s))]
+    done = [len(dataset.items[s : s + chunk_size]) for s in starts if s not in todo]
+    counted = sum(done)
+    if progress:
+        progress(counted, n)
+
+    def save_chunk(start: int, arrays: dict[str, np.ndarray]) -> None:
+        nonlocal counted
+        cache.save_arrays(chunk_kind, _chunk_name(start), arrays, {"start": start, "layers": list(layers)})
+        counted += len(next(iter(arrays.values())))
+        if progress:
+            progress(counted, n)
+
+    def work(start: int) -> tuple[list[str], list[str]]:
+        items = dataset.items[start : start + chunk_size]
+        return [str(i.path) for i in items], [i.id for i in items]
+
+    if todo and engine == "ray":
+        from .ray_engine import compute_chunks
+
+        compute_chunks(loaded.spec.name, {s: work(s) for s in todo}, layers, pooling, batch_size, save_chunk, ray_address)
+    else:
+        for s in todo:
+            save_chunk(s, compute_range(loaded, *work(s), layers, pooling, batch_size))
+    dims = {info.name: info.pooled_dim for info in get_extractor(loaded, layers, pooling).info}
+    with contextlib.ExitStack() as stack:
+        outs = {layer: stack.enter_context(cache.writing_matrix("features", keys[layer], (n, dims[layer]), {**meta, "layer": layer}))
+                for layer in layers}
+        for s in starts:
+            hit = cache.load_arrays(chunk_kind, _chunk_name(s))
+            # A chunk can vanish if another process finishing the same key cleaned up: recompute it.
+            arrays = hit[0] if hit else compute_range(loaded, *work(s), layers, pooling, batch_size)
+            for layer in layers:
+                outs[layer][s : s + len(arrays[layer])] = arrays[layer]
+    result = {layer: cache.load_matrix("features", keys[layer]) for layer in layers}
+    shutil.rmtree(cache.entry_dir(chunk_kind), ignore_errors=True)
+    return result
 
 
 def features_of_images(loaded: LoadedModel, images: np.ndarray, layers: Sequence[str], pooling: str = "avg") -> dict[str, np.ndarray]:

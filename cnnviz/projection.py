@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 PROJECTIONS = ("umap", "pca")
+FIT_MAX = 10_000  # UMAP and PCA are fitted on at most this many rows (a seeded sample); the rest are transformed
+MAP_MAX_POINTS = 5_000  # points drawn on a map; larger sets show a sample plus the query and its results
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class ProjectionConfig:
     min_dist: float = 0.1
     metric: str = "cosine"  # UMAP's input metric (euclidean, cosine, manhattan, chebyshev, minkowski…)
     seed: int = 0
+    fit_max: int = FIT_MAX
 
     def __post_init__(self):
         if self.method not in PROJECTIONS:
@@ -37,19 +40,29 @@ def umap_metric(search_metric: str) -> str:
     return _UMAP_METRICS.get(search_metric, "euclidean")
 
 
-def pca_2d(features: np.ndarray) -> np.ndarray:
-    """Top-2 principal components (deterministic sign)."""
-    x = np.asarray(features, np.float64)
-    x = x - x.mean(axis=0)
-    if len(x) < 2:
-        return np.zeros((len(x), 2), np.float32)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
+def fit_sample(n: int, fit_max: int = FIT_MAX, seed: int = 0) -> np.ndarray:
+    """Sorted row indices a projection is fitted on: all rows, or a seeded sample of ``fit_max``."""
+    if n <= fit_max:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=fit_max, replace=False))
+
+
+def _in_chunks(features: np.ndarray, fn, chunk: int = 65_536) -> np.ndarray:
+    return np.concatenate([fn(np.asarray(features[s : s + chunk], np.float32)) for s in range(0, len(features), chunk)])
+
+
+def pca_2d(features: np.ndarray, fit_max: int = FIT_MAX, seed: int = 0) -> np.ndarray:
+    """Top-2 principal components (deterministic sign), fitted on at most ``fit_max`` rows."""
+    if len(features) < 2:
+        return np.zeros((len(features), 2), np.float32)
+    x = np.asarray(features[fit_sample(len(features), fit_max, seed)], np.float64)
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
     comps = vt[:2]
     comps *= np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])[:, None]
-    out = x @ comps.T
-    if out.shape[1] < 2:
-        out = np.pad(out, ((0, 0), (0, 2 - out.shape[1])))
-    return out.astype(np.float32)
+    if len(comps) < 2:
+        comps = np.pad(comps, ((0, 2 - len(comps)), (0, 0)))
+    return _in_chunks(features, lambda c: ((c - mean) @ comps.T).astype(np.float32))
 
 
 def _umap_module():
@@ -63,11 +76,25 @@ def _umap_module():
 def project(features: np.ndarray, config: ProjectionConfig = ProjectionConfig()) -> np.ndarray:
     """(N, 2) float32 coordinates of the rows of ``features``."""
     if config.method == "pca" or len(features) < 4:
-        return pca_2d(features)
+        return pca_2d(features, config.fit_max, config.seed)
     umap = _umap_module()
-    reducer = umap.UMAP(n_components=2, n_neighbors=min(config.n_neighbors, len(features) - 1),
+    fit_rows = fit_sample(len(features), config.fit_max, config.seed)
+    reducer = umap.UMAP(n_components=2, n_neighbors=min(config.n_neighbors, len(fit_rows) - 1),
                         min_dist=config.min_dist, metric=config.metric, random_state=config.seed, n_jobs=1)
-    return np.asarray(reducer.fit_transform(np.asarray(features, np.float32)), np.float32)
+    fitted = np.asarray(reducer.fit_transform(np.asarray(features[fit_rows], np.float32)), np.float32)
+    if len(fit_rows) == len(features):
+        return fitted
+    out = _in_chunks(features, lambda c: np.asarray(reducer.transform(c), np.float32))
+    out[fit_rows] = fitted  # the sample keeps its fitted position
+    return out
+
+
+def points_to_draw(n: int, keep: np.ndarray | list[int] = (), cap: int = MAP_MAX_POINTS, seed: int = 0) -> np.ndarray:
+    """Row indices to draw on a map: all of them, or a seeded sample of ``cap`` plus ``keep`` (query, results)."""
+    if n <= cap:
+        return np.arange(n)
+    sample = np.random.default_rng(seed).choice(n, size=cap, replace=False)
+    return np.union1d(sample, np.asarray(keep, dtype=int))
 
 
 _warm = threading.Event()

@@ -18,13 +18,13 @@ from .data.folder import scan_folder
 from .data.images import is_image_name, load_for_model
 from .data.registry import DATASETS
 from .errors import DatasetError
-from .features import Progress, extract_features, features_of_images, resolve_layers
+from .features import CHUNK_IMAGES, Progress, extract_features, feature_key, features_of_images, resolve_layers
 from .models.build import LoadedModel, build_model
 from .models.inference import predict_batches, top_k
 from .models.registry import MODELS
 from .models.weights import weights_status
 from .scoring import DEFAULT_K, DEFAULT_KNN_K, evaluate_retrieval, search_score
-from .search import METRICS, ExactIndex, check_metric, similarity
+from .search import METRICS, check_metric, similarity
 
 
 @functools.lru_cache(maxsize=8)
@@ -81,12 +81,14 @@ def predict(inputs: Sequence[str | Path], model: str, batch_size: int = 32, prog
 
 
 def precompute(model: str, dataset: str | None = None, images: str | None = None, layers: str | None = "all",
-               pooling: str = "avg", progress: Progress | None = None) -> dict:
-    """Extract and cache features of every requested layer in one pass."""
+               pooling: str = "avg", progress: Progress | None = None, engine: str = "local",
+               ray_address: str | None = None, chunk_size: int = CHUNK_IMAGES) -> dict:
+    """Extract and cache features of every requested layer in one pass (resumable; locally or on Ray)."""
     ds = resolve_dataset(dataset, images)
     loaded = get_model(model)
-    feats = extract_features(loaded, ds, layers, pooling, progress=progress)
-    return {"dataset": ds.name, "model": model, "n_images": len(ds.items),
+    feats = extract_features(loaded, ds, layers, pooling, progress=progress, engine=engine, chunk_size=chunk_size,
+                             ray_address=ray_address)
+    return {"dataset": ds.name, "model": model, "n_images": len(ds.items), "engine": engine,
             "layers": [{"layer": n, "dim": int(f.shape[1])} for n, f in feats.items()]}
 
 
@@ -110,11 +112,12 @@ class SearchResult:
     score: float | None  # position-weighted score, None when labels are unknown
     precision_at_k: float | None
     metric: str
+    backend: str = "exact"  # how the neighbours were found (exact scan or FAISS index, with its measured recall)
 
     def to_dict(self) -> dict:
         return {"query": {"id": self.query_id, "label": self.query_label, "path": self.query_path},
                 "metric": self.metric, "results": [asdict(h) for h in self.hits],
-                "score": self.score, "precision_at_k": self.precision_at_k}
+                "score": self.score, "precision_at_k": self.precision_at_k, "backend": self.backend}
 
 
 def resolve_query(ds: ImageDataset, query: str) -> tuple[int | None, Path]:
@@ -152,11 +155,13 @@ def search(model: str, layer: str, query: str, dataset: str | None = None, image
 
 def search_features(ds: ImageDataset, feats: np.ndarray, loaded: LoadedModel, layer: str, query: str | None,
                     metric: str, p: float | None, top_k: int, pooling: str = "avg",
-                    query_image: bytes | None = None, query_name: str = "uploaded image") -> SearchResult:
+                    query_image: bytes | None = None, query_name: str = "uploaded image",
+                    index: tuple | None = None) -> SearchResult:
     """Search with precomputed dataset features (the pages' warm path).
 
     The query is a dataset id / index / path (``query``), or raw image bytes
     (``query_image``, e.g. an upload), which has no class and so no score.
+    ``index`` is a prebuilt ``(index, backend)`` from :func:`search_index` (pages keep one per setting).
     """
     if query_image is not None:
         q_index, q_path = None, Path(query_name)
@@ -169,7 +174,7 @@ def search_features(ds: ImageDataset, feats: np.ndarray, loaded: LoadedModel, la
     else:
         q_vec = features_of_images(loaded, pixels, [layer], pooling)[layer]
         q_label, q_id = None, q_path.name
-    index = ExactIndex(feats, metric, p)
+    index, backend = index or search_index(ds, feats, loaded, layer, metric, p, pooling)
     exclude = None if q_index is None else np.array([q_index])
     idx, dist = index.search(q_vec, top_k, exclude=exclude)
     idx, dist = idx[0], dist[0]
@@ -182,8 +187,17 @@ def search_features(ds: ImageDataset, feats: np.ndarray, loaded: LoadedModel, la
         q_id, q_label, str(q_path), q_index is not None, hits,
         search_score(labels, q_label, top_k) if scored else None,
         float(np.mean([lab == q_label for lab in labels])) if scored and labels else None,
-        metric,
+        metric, backend.note,
     )
+
+
+def search_index(ds: ImageDataset, feats: np.ndarray, loaded: LoadedModel, layer: str, metric: str,
+                 p: float | None = None, pooling: str = "avg", progress: Progress | None = None):
+    """``(index, backend)``: exact below ``ANN_MIN_ROWS`` images, else a FAISS index built once and cached on disk."""
+    from .ann import ANN_MIN_ROWS, get_index
+
+    key = feature_key(ds.digest(), loaded, layer, pooling) if len(feats) >= ANN_MIN_ROWS else ""
+    return get_index(feats, metric, key, p, progress)
 
 
 def score_rows(loaded: LoadedModel, ds: ImageDataset, layers: str | Sequence[str] | None, metrics: Sequence[str],

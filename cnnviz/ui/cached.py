@@ -44,13 +44,28 @@ def _bar(text: str):
     return bar, lambda done, total: bar.progress(done / max(total, 1), text=f"{text} {done}/{total} images")
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@st.cache_resource(show_spinner=False, max_entries=64)
 def features(model_name: str, dataset_ref: str, layer: str, pooling: str = "avg") -> np.ndarray:
-    """Pooled features of one layer; the first call extracts every layer in one pass."""
+    """Pooled features of one layer; the first call extracts every layer in one pass.
+
+    A resource, not data: the matrix is a read-only memory map of the disk cache, shared by
+    every session as is (``cache_data`` would pickle a copy of it per call).
+    """
     loaded, ds = model(model_name), dataset(dataset_ref)
     bar, update = _bar(f"Extracting {model_name} features of {ds.name}:")
     try:
         return extract_features(loaded, ds, "all", pooling, progress=update)[layer]
+    finally:
+        bar.empty()
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def search_index(model_name: str, dataset_ref: str, layer: str, metric: str, p: float | None, pooling: str = "avg"):
+    """``(index, backend)`` per setting: exact (norms precomputed once) or a FAISS index above 100k images."""
+    bar, update = _bar("Building the search index:")
+    try:
+        return workflows.search_index(dataset(dataset_ref), features(model_name, dataset_ref, layer, pooling),
+                                      model(model_name), layer, metric, p, pooling, update)
     finally:
         bar.empty()
 
@@ -98,10 +113,10 @@ def thumbnail(path: str, size: int = 160) -> bytes:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def thumbnail_uris(dataset_ref: str, size: int = 64) -> list[str]:
-    """Small JPEG data URIs of every image (for chart tooltips)."""
-    return ["data:image/jpeg;base64," + base64.b64encode(thumbnail(str(item.path), size)).decode()
-            for item in dataset(dataset_ref).items]
+def thumbnail_uris(dataset_ref: str, indices: tuple[int, ...], size: int = 64) -> list[str]:
+    """Small JPEG data URIs of these images (for chart tooltips)."""
+    items = dataset(dataset_ref).items
+    return ["data:image/jpeg;base64," + base64.b64encode(thumbnail(str(items[i].path), size)).decode() for i in indices]
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)

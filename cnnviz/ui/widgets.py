@@ -49,7 +49,7 @@ def picker_table(ds: ImageDataset, dataset_ref: str, key: str, height: int = 320
     """A compact, selectable table of the dataset (one element, so reruns stay fast)."""
     import pandas as pd
 
-    df = pd.DataFrame({"image": cached.thumbnail_uris(dataset_ref), "id": ds.ids, "class": [l or "-" for l in ds.labels]})
+    df = pd.DataFrame({"image": cached.thumbnail_uris(dataset_ref, tuple(range(len(ds.items)))), "id": ds.ids, "class": [l or "-" for l in ds.labels]})
     st.dataframe(
         df, key=key, height=height, hide_index=True, width="stretch", on_select=lambda: _table_pick(key, ds.ids),
         selection_mode="single-row", row_height=56,
