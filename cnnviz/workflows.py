@@ -149,6 +149,9 @@ def search(model: str, layer: str, query: str, dataset: str | None = None, image
     loaded = get_model(model)
     (layer,) = resolve_layers(loaded.spec, [layer])
     check_metric(metric, p)
+    q_index, q_path = resolve_query(ds, query)
+    if q_index is None:  # an outside image: refuse a bad file before any feature work or cache write
+        load_for_model(q_path, loaded.spec.input_size)
     feats = extract_features(loaded, ds, [layer], pooling, progress=progress)[layer]
     return search_features(ds, feats, loaded, layer, query, metric, p, top_k, pooling)
 

@@ -18,6 +18,8 @@ from ..errors import ImageLoadError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 MAX_PIXELS = 100_000_000  # declared size above this is refused as a decompression bomb
+# JPEGs decode at 1/2–1/8 scale (draft mode), so a 20000×20000 photo costs ~2500² pixels of memory.
+MAX_JPEG_PIXELS = 600_000_000
 MAX_SIDE = 2048  # decoded images are downscaled to at most this side
 
 
@@ -54,10 +56,12 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> Image.Ima
     try:
         with fp, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = MAX_JPEG_PIXELS  # cnnviz applies the per-format limit below
             img = Image.open(fp)
             w, h = img.size
-            if w * h > MAX_PIXELS:
-                raise ImageLoadError(f"{label}: {w}×{h} pixels is over the {MAX_PIXELS:,}-pixel limit (possible decompression bomb)")
+            limit = MAX_JPEG_PIXELS if img.format == "JPEG" else MAX_PIXELS
+            if w * h > limit:
+                raise ImageLoadError(f"{label}: {w}×{h} pixels is over the {limit:,}-pixel limit (possible decompression bomb)")
             if w < 1 or h < 1:
                 raise ImageLoadError(f"{label}: empty image")
             if img.format == "JPEG":
