@@ -130,16 +130,14 @@ class FaissIndex:
         return out_i, out_d
 
     def tune(self, queries: np.ndarray, exact_neighbours: np.ndarray, target: float = TARGET_RECALL) -> IndexInfo:
-        """Smallest nprobe (1, 2, 4, … nlist) whose recall@k against ``exact_neighbours`` reaches ``target``."""
+        """Smallest nprobe (1, 2, 3, 4, 6, 8, 12, … nlist) whose recall@k against ``exact_neighbours`` reaches ``target``."""
         k = exact_neighbours.shape[1]
-        nprobe = 1
-        while True:
+        for nprobe in nprobe_steps(self.info.nlist):
             self.index.nprobe = nprobe
             found, _ = self._raw_search(queries, k)
             recall = recall_at_k(found, exact_neighbours)
-            if recall >= target or nprobe >= self.info.nlist:
+            if recall >= target:
                 break
-            nprobe = min(nprobe * 2, self.info.nlist)
         self.info.nprobe, self.info.recall_at_k, self.info.k = nprobe, recall, k
         return self.info
 
@@ -160,10 +158,19 @@ class FaissIndex:
             if meta.pop("bytes") != path.stat().st_size:
                 raise ValueError("size does not match the sidecar")
             return cls(_faiss().read_index(str(path)), IndexInfo(**meta))
-        except Exception:
+        except (OSError, ValueError, TypeError, KeyError, RuntimeError):  # unreadable: rebuild, never trust
             path.unlink(missing_ok=True)
             side.unlink(missing_ok=True)
             return None
+
+
+def nprobe_steps(nlist: int) -> list[int]:
+    """1, 2, 3, 4, 6, 8, 12, 16, … (powers of two and the halfway 1.5× between), ending at nlist."""
+    steps, p = [1], 2
+    while p < nlist:
+        steps += [p, p + p // 2] if p + p // 2 < nlist else [p]
+        p *= 2
+    return [*steps, nlist]
 
 
 def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:

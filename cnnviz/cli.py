@@ -216,7 +216,7 @@ def cmd_attribute(args) -> None:
 def cmd_bench_search(args) -> None:
     from .bench_search import bench_search
 
-    data = bench_search(args.n, args.dim, nlist=args.nlist, workdir=args.workdir)
+    data = bench_search(args.n, args.dim, nlist=args.nlist, workdir=args.workdir, clusters=args.clusters, spread=args.spread)
     _emit(args, data, lambda d: _table([d], ("n", "dim", "exact_ms", "ann_ms", "recall_at_15", "build_s", "memory_mb"))
           + f"\nindex: {d['index']}; medians over {d['queries']} queries on {d['machine']}; {d['data']}")
 
@@ -336,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dim", type=int, default=1280, help="dimensions (default 1280)")
     p.add_argument("--nlist", type=int, help="IVF cells (default: a power of two near sqrt(N))")
     p.add_argument("--workdir", help="folder for the memory-mapped vectors (default: the system temp folder)")
+    p.add_argument("--clusters", type=int, default=1000, help="classes in the synthetic data (default 1000)")
+    p.add_argument("--spread", type=float, default=1.0, help="class width / centre distance (default 1.0; higher = harder)")
     _add_json(p)
     p.set_defaults(func=cmd_bench_search)
 

@@ -37,9 +37,10 @@ class _ChunkWorker:
         return {"start": row["start"], **{f"layer_{i}": arrays[name] for i, name in enumerate(self.layers)}}
 
 
-def _init_ray(address: str | None, workers: int | None):
+def _init_ray(address: str | None, workers: int | None) -> None:
     try:
         import ray
+        import ray.data  # Ray Data is an extra: fail here, with the install hint
     except ImportError as exc:  # pragma: no cover - ray is in requirements.txt
         raise ImportError("--engine ray needs Ray: pip install 'ray[data]'") from exc
     if not ray.is_initialized():
@@ -48,15 +49,14 @@ def _init_ray(address: str | None, workers: int | None):
         kwargs = {"num_cpus": workers or os.cpu_count()} if address is None else {}
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                  runtime_env={"env_vars": env, "py_modules": [package], "excludes": ["data/samples"]}, **kwargs)
-    return ray
 
 
 def compute_chunks(model_name: str, chunks: dict[int, tuple[list[str], list[str]]], layers: Sequence[str], pooling: str,
                    batch_size: int, save_chunk: Callable[[int, dict[str, np.ndarray]], None],
                    address: str | None = None, workers: int | None = None) -> None:
     """Compute ``{start: (paths, ids)}`` chunks on Ray; ``save_chunk(start, {layer: array})`` as each arrives."""
-    ray = _init_ray(address, workers)
-    import ray.data
+    _init_ray(address, workers)
+    import ray
 
     ray.data.DataContext.get_current().enable_progress_bars = False
     n_workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))

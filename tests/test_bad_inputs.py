@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from bad_inputs import CASES, build
+
 from cnnviz.cli import main
 from cnnviz.data import open_images
 from cnnviz.data.images import MAX_SIDE, load_image

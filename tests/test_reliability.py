@@ -18,11 +18,11 @@ APP = str(ROOT / "app.py")
 MODEL = "efficientnet_lite0"
 
 # Extract the embedding of a sample set into the cache given by CNNVIZ_CACHE_DIR and save it to argv[1].
-EXTRACT = ("import sys, numpy as np; sys.path.insert(0, {root!r}); "
+EXTRACT = (f"import sys, numpy as np; sys.path.insert(0, {str(ROOT)!r}); "
            "from cnnviz.data import load_dataset; from cnnviz.features import extract_features; "
            "from cnnviz.workflows import get_model; "
-           "f = extract_features(get_model({model!r}), load_dataset('stamps'), 'embedding', chunk_size=16); "
-           "np.save(sys.argv[1], np.asarray(f['avg_pool']))").format(root=str(ROOT), model=MODEL)
+           f"f = extract_features(get_model({MODEL!r}), load_dataset('stamps'), 'embedding', chunk_size=16); "
+           "np.save(sys.argv[1], np.asarray(f['avg_pool']))")
 
 
 def _env(cache_dir: Path) -> dict:

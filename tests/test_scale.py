@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from cnnviz import ann, cache
-from cnnviz.ann import FaissIndex, choose_backend, exact_neighbours, get_index, recall_at_k
+from cnnviz.ann import (
+    FaissIndex,
+    choose_backend,
+    exact_neighbours,
+    get_index,
+    recall_at_k,
+)
 from cnnviz.cli import main
 from cnnviz.data import open_images
 from cnnviz.features import extract_features
@@ -70,7 +76,7 @@ def test_bench_search_cli_json(capsys, tmp_path):
 
 
 def test_resumed_precompute_equals_uninterrupted(tiny_folder, tmp_path, monkeypatch):
-    import cnnviz.features as features
+    from cnnviz import features
 
     loaded, ds = get_model("efficientnet_lite0"), open_images(str(tiny_folder))
     monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path / "reference"))

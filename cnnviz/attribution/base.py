@@ -71,3 +71,20 @@ def class_probabilities(loaded: LoadedModel, images: np.ndarray, batch_size: int
         if progress:
             progress(done + min(start + batch_size, len(images)), total)
     return np.concatenate(out) if out else np.zeros((0, 1000), np.float32)
+
+
+def counting_classifier(loaded: LoadedModel, progress: Progress | None, image_index: int, budget: int,
+                        total: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A batch → probabilities function for perturbation explainers (LIME, SHAP) that reports
+    progress as image ``image_index`` spends its ``budget`` of model evaluations out of ``total``."""
+    seen = 0
+
+    def classify(batch: np.ndarray) -> np.ndarray:
+        nonlocal seen
+        probs = class_probabilities(loaded, batch)
+        seen += len(batch)
+        if progress:
+            progress(image_index * budget + min(seen, budget), total)
+        return probs
+
+    return classify

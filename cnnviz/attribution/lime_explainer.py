@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Attributor, MethodConfig, Progress, class_probabilities, positive_part
+from .base import Attributor, MethodConfig, Progress, counting_classifier, positive_part
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,7 @@ class Lime(Attributor):
         total = len(images) * cfg.samples
         maps, boundaries = [], []
         for i, (img, target) in enumerate(zip(images, targets)):
-            seen = [0]
-
-            def classify(batch: np.ndarray, i=i, seen=seen) -> np.ndarray:
-                probs = class_probabilities(self.loaded, batch)
-                seen[0] += len(batch)
-                if progress:
-                    progress(i * cfg.samples + min(seen[0], cfg.samples), total)
-                return probs
-
+            classify = counting_classifier(self.loaded, progress, i, cfg.samples, total)
             explainer = lime_image.LimeImageExplainer(random_state=cfg.seed)
             # uint8 in: quickshift's Lab conversion expects [0, 1] floats or uint8, not 0–255 floats.
             pixels = np.clip(np.round(img), 0, 255).astype(np.uint8)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Attributor, MethodConfig, Progress, class_probabilities, positive_part
+from .base import Attributor, MethodConfig, Progress, counting_classifier, positive_part
 
 
 @dataclass(frozen=True)
@@ -36,15 +36,7 @@ class Shap(Attributor):
         total = len(images) * cfg.max_evals
         maps = []
         for i, (img, target) in enumerate(zip(images, targets)):
-            seen = [0]
-
-            def f(batch: np.ndarray, i=i, seen=seen) -> np.ndarray:
-                probs = class_probabilities(self.loaded, batch)
-                seen[0] += len(batch)
-                if progress:
-                    progress(i * cfg.max_evals + min(seen[0], cfg.max_evals), total)
-                return probs
-
+            f = counting_classifier(self.loaded, progress, i, cfg.max_evals, total)
             masker = shap.maskers.Image(cfg.masker, img.shape)
             explainer = shap.Explainer(f, masker, algorithm="partition")
             values = explainer(np.asarray(img[None], np.float32), max_evals=cfg.max_evals, batch_size=64,

@@ -1,0 +1,143 @@
+"""Load test: interaction latency with N concurrent browser sessions (localhost only, bounded in time).
+
+    python benchmarks/load_test.py [--sessions 8] [--duration 60] [--port 0]
+
+Starts the dashboard on 127.0.0.1, opens N headless Debian-chromium pages (one
+Streamlit session each) and has every page click random images on Home for
+``--duration`` seconds. Latency = click → the browser shows the new result
+header ("Most similar to …"), so it includes the server run, the websocket
+and rendering. The first click of each page (cold caches) is not counted.
+For the ratio, the same is measured with 1 session first, in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CHROMIUM = "/usr/bin/chromium"
+NEW_RESULT = """prev => { const h = [...document.querySelectorAll('h3')].find(e => e.innerText.startsWith('Most similar to'));
+                         return h !== undefined && h.innerText !== prev; }"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(180):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+            return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("streamlit did not start")
+
+
+async def open_session(browser, url: str, classes: list[str]):
+    """A new browser context (= a new Streamlit session) on Home, with its grid of image buttons rendered."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    await page.goto(url)
+    await page.get_by_text("click one").wait_for(timeout=300_000)
+    buttons = page.get_by_role("button", name=re.compile(f"^({'|'.join(map(re.escape, classes))})$"))
+    await buttons.last.wait_for(timeout=300_000)  # the grid renders after its header
+    return context, page, buttons, await buttons.count()
+
+
+async def click_loop(page, buttons, count: int, until: float, seed: int) -> tuple[list[float], list[float]]:
+    """(click → result shown, server script time as the app reports it in the sidebar) per click, in ms."""
+    rng, latencies, server, header = random.Random(seed), [], [], ""
+    while time.time() < until:
+        started = time.perf_counter()
+        await buttons.nth(rng.randrange(count)).click()
+        await page.wait_for_function(NEW_RESULT, arg=header, timeout=120_000)
+        latencies.append(1000 * (time.perf_counter() - started))
+        header = await page.locator("h3", has_text="Most similar to").first.inner_text()
+        await page.get_by_text("server time for this page").wait_for()
+        text = await page.get_by_text("server time for this page").inner_text()
+        server.append(float(re.search(r"(\d+) ms", text).group(1)))
+    return latencies[1:], server[1:]  # the first click warms this session's caches
+
+
+async def run(url: str, sessions: int, duration: float, classes: list[str]) -> list[tuple[list[float], list[float]]]:
+    """Open every session first, then let all of them click for ``duration`` seconds at once."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        opened = await asyncio.gather(*(open_session(browser, url, classes) for _ in range(sessions)))
+        until = time.time() + duration
+        results = await asyncio.gather(*(click_loop(page, buttons, count, until, seed)
+                                         for seed, (_, page, buttons, count) in enumerate(opened)))
+        await browser.close()
+    return list(results)
+
+
+def _p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(per_session: list[tuple[list[float], list[float]]]) -> dict:
+    shown = [x for s in per_session for x in s[0]]
+    server = [x for s in per_session for x in s[1]]
+    if not shown:
+        return {"clicks": 0}
+    return {"clicks": len(shown), "p50_ms": statistics.median(shown), "p95_ms": _p(shown, 0.95),
+            "server_p50_ms": statistics.median(server), "server_p95_ms": _p(server, 0.95)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=8)
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of clicking per phase")
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args()
+    from cnnviz.data import load_dataset
+
+    classes = load_dataset("stamps").classes
+    port = args.port or free_port()
+    server = start_server(port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        asyncio.run(run(url, 1, 15, classes))  # server warm-up: model, features, thumbnails
+        single = summary(asyncio.run(run(url, 1, args.duration, classes)))
+        many = summary(asyncio.run(run(url, args.sessions, args.duration, classes)))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(f"Home: click an image → results shown in the browser; {os.cpu_count()} CPU cores, server and browsers on this machine")
+    for label, r in (("1 session ", single), (f"{args.sessions} sessions", many)):
+        if not r["clicks"]:
+            print(f"  {label}: no click finished within the duration")
+            continue
+        print(f"  {label}: {r['clicks']} clicks; shown in browser p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms; "
+              f"server script p50 {r['server_p50_ms']:.0f} ms, p95 {r['server_p95_ms']:.0f} ms")
+    if single["clicks"] and many["clicks"]:
+        print(f"  p50 ratio, {args.sessions} sessions / 1: {many['p50_ms'] / single['p50_ms']:.2f}× shown, "
+              f"{many['server_p50_ms'] / single['server_p50_ms']:.2f}× server")
+
+
+if __name__ == "__main__":
+    main()
