@@ -138,3 +138,14 @@ def test_bad_uploads_in_the_ui_keep_the_page_usable(corpus):
     at.file_uploader(key="attr.upload").set_value((good.name, good.read_bytes(), "image/jpeg")).run()
     assert not at.exception and not at.error
     assert at.multiselect(key="attr.methods").value == ["gradcam"]  # the user's choices survived the bad files
+
+
+def test_file_size_limit_applies_to_the_cli(corpus, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNVIZ_MAX_FILE_MB", "1")
+    assert main(["predict", str(corpus["huge_20000px_jpeg"]), "--model", MODEL]) == 2  # 4.5 MB
+    assert "over the 1 MB file limit" in capsys.readouterr().err
+    big_zip = tmp_path / "big.zip"
+    big_zip.write_bytes(b"PK" + b"\0" * 2 * 1024**2)
+    assert main(["precompute", "--images", str(big_zip), "--model", MODEL]) == 2
+    assert "over the 1 MB archive limit" in capsys.readouterr().err
+    assert main(["predict", str(corpus["grayscale"]), "--model", MODEL]) == 0  # small files still pass

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 from ..cache import file_digest
 from ..errors import DatasetError
-from .images import is_image_name
+from .images import is_image_name, max_file_bytes
 
 MAX_ZIP_BYTES = 2 * 1024**3  # total uncompressed size accepted from one archive
 MAX_ZIP_RATIO = 200  # larger expansion ratios are treated as zip bombs
@@ -130,6 +130,9 @@ def extract_zip(archive: str | Path, dest_root: Path) -> Path:
     archive's sha256, so a second call reuses it.
     """
     archive = Path(archive)
+    if archive.stat().st_size > max_file_bytes():
+        raise DatasetError(f"{archive.name}: {archive.stat().st_size / 1024**2:.0f} MB is over the "
+                           f"{max_file_bytes() / 1024**2:g} MB archive limit (pass a folder instead, or set CNNVIZ_MAX_FILE_MB)")
     digest = file_digest(archive)
     final = dest_root / digest[:24]
     if final.is_dir():

@@ -8,6 +8,7 @@ Every failure is an :class:`ImageLoadError` that names the file and problem.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,18 @@ MAX_PIXELS = 100_000_000  # declared size above this is refused as a decompressi
 # JPEGs decode at 1/2–1/8 scale (draft mode), so a 20000×20000 photo costs ~2500² pixels of memory.
 MAX_JPEG_PIXELS = 600_000_000
 MAX_SIDE = 2048  # decoded images are downscaled to at most this side
+
+
+def max_file_bytes() -> int:
+    """Largest image or archive accepted, from the UI or the CLI: 200 MB like ``server.maxUploadSize``
+    in .streamlit/config.toml (``CNNVIZ_MAX_FILE_MB`` raises it for a server's own files)."""
+    return int(float(os.environ.get("CNNVIZ_MAX_FILE_MB") or 200) * 1024**2)
+
+
+def check_file_size(size: int, label: str) -> None:
+    limit = max_file_bytes()
+    if size > limit:
+        raise ImageLoadError(f"{label}: {size / 1024**2:.0f} MB is over the {limit / 1024**2:g} MB file limit")
 
 
 def is_image_name(path: str | Path) -> bool:
@@ -50,6 +63,7 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> Image.Ima
     """Decode a file or bytes into an upright RGB PIL image (at most MAX_SIDE px)."""
     label = name or (str(source) if not isinstance(source, bytes) else "uploaded image")
     try:
+        check_file_size(len(source) if isinstance(source, bytes) else os.stat(source).st_size, label)
         fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
     except OSError as exc:
         raise ImageLoadError(f"{label}: cannot open ({exc.strerror or exc})") from exc
