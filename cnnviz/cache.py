@@ -103,26 +103,36 @@ def save_arrays(kind: str, key: str, arrays: dict[str, np.ndarray], meta: dict[s
     return npz
 
 
-def load_arrays(kind: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-    """Return (arrays, meta), or None on a miss or a corrupt entry (which is removed)."""
+def _read_checked(kind: str, key: str, suffix: str, read: Callable[[Path, dict[str, Any]], Any]) -> Any:
+    """``read(data_path, sidecar)`` for an entry whose sidecar names this key and the file's size; None on a
+    miss. Anything wrong (mismatch, unreadable, ``read`` raising) discards the entry with a warning."""
     d = entry_dir(kind)
-    npz, side = d / f"{key}.npz", d / f"{key}.json"
-    if not (npz.exists() and side.exists()):
+    data, side = d / f"{key}{suffix}", d / f"{key}.json"
+    if not (data.exists() and side.exists()):
         return None
     try:
         meta = json.loads(side.read_text())
-        if meta.get("key") != key or meta.get("bytes") != npz.stat().st_size:
+        if meta.get("key") != key or meta.get("bytes") != data.stat().st_size:
             raise ValueError("sidecar does not match the data file")
+        return read(data, meta)
+    except Exception as exc:  # any unreadable entry is a miss
+        log.warning("discarding corrupt cache entry %s/%s: %s", kind, key[:12], exc)
+        for p in (data, side):
+            p.unlink(missing_ok=True)
+        return None
+
+
+def load_arrays(kind: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """Return (arrays, meta), or None on a miss or a corrupt entry (which is removed)."""
+
+    def read(npz: Path, meta: dict[str, Any]):
         with np.load(npz, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         if {k: list(v.shape) for k, v in arrays.items()} != meta.get("shapes"):
             raise ValueError("array shapes do not match the sidecar")
         return arrays, meta
-    except Exception as exc:  # any unreadable entry is a miss
-        log.warning("discarding corrupt cache entry %s/%s: %s", kind, key[:12], exc)
-        for p in (npz, side):
-            p.unlink(missing_ok=True)
-        return None
+
+    return _read_checked(kind, key, ".npz", read)
 
 
 def has_arrays(kind: str, key: str) -> bool:
@@ -156,23 +166,14 @@ def load_matrix(kind: str, key: str) -> np.ndarray | None:
     The check is the sidecar's size and shape (a checksum would read gigabytes on every load);
     writes are atomic, so a size match means the file is the one the sidecar describes.
     """
-    d = entry_dir(kind)
-    npy, side = d / f"{key}.npy", d / f"{key}.json"
-    if not (npy.exists() and side.exists()):
-        return None
-    try:
-        meta = json.loads(side.read_text())
-        if meta.get("key") != key or meta.get("bytes") != npy.stat().st_size:
-            raise ValueError("sidecar does not match the data file")
+
+    def read(npy: Path, meta: dict[str, Any]) -> np.ndarray:
         arr = np.load(npy, mmap_mode="r", allow_pickle=False)
         if list(arr.shape) != meta.get("shape") or arr.dtype != np.float32:
             raise ValueError("shape or dtype does not match the sidecar")
         return arr
-    except Exception as exc:
-        log.warning("discarding corrupt cache entry %s/%s: %s", kind, key[:12], exc)
-        for p in (npy, side):
-            p.unlink(missing_ok=True)
-        return None
+
+    return _read_checked(kind, key, ".npy", read)
 
 
 def cached_file(kind: str, key: str, suffix: str, produce: Callable[[Path], None]) -> Path:
