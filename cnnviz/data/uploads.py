@@ -10,7 +10,6 @@ from ..errors import DatasetError
 from .images import max_file_bytes
 
 
-
 def store_upload(data: bytes, filename: str, kind: str = "uploads") -> Path:
     """Write uploaded bytes under the cache as ``<sha256><suffix>`` (atomically); returns the path."""
     if not data:
