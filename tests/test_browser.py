@@ -129,3 +129,33 @@ def test_attribution_page_in_a_real_browser(server, page):
     assert page.get_by_text("insertion AUC", exact=False).count() >= 6  # intro + 5 overlays
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "attribution.png"), full_page=True)
+
+
+def test_four_concurrent_sessions_get_their_own_right_results(server, page):
+    """Four browser sessions (one server, shared st.cache_resource) click different images at once."""
+    from cnnviz.data import load_dataset
+    from cnnviz.workflows import search
+
+    ds = load_dataset("stamps")
+    classes = ds.classes[::3][:4]
+    pages = []
+    for cls in classes:
+        context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
+        p = context.new_page()
+        p.goto(server)
+        p.get_by_role("button", name=cls, exact=True).last.wait_for(timeout=300_000)
+        pages.append(p)
+    for p, cls in zip(pages, classes):  # all four reruns are in flight together
+        p.get_by_role("button", name=cls, exact=True).nth(1).click(no_wait_after=True)
+    for p, cls in zip(pages, classes):
+        header = p.locator("h3", has_text="Most similar to").first
+        header.wait_for(timeout=300_000)
+        query = header.inner_text().removeprefix("Most similar to").strip()
+        assert query.startswith(cls + "/"), (cls, query)  # each session shows its own click
+        p.get_by_text("Search score").first.wait_for(timeout=60_000)
+        text = p.inner_text("body")
+        expected = search("efficientnet_lite0", "embedding", query, dataset="stamps", metric="cosine")
+        assert f"{expected.score:.1f} / 100" in text, query
+        for hit in expected.hits:
+            assert f"#{hit.rank} " in text and f"sim {hit.similarity:.3f}" in text, (query, hit)
+        p.context.close()
