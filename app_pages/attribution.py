@@ -76,8 +76,8 @@ for col, m in zip(cols, models):
 pending = []
 finished = {}
 for m in models:
-    st.markdown(f"#### {m}")
-    row = st.columns(len(methods))
+    st.markdown(f"#### {m}: overlays and faithfulness")
+    row, row_results = st.columns(len(methods)), {}
     for col, method in zip(row, methods):
         params = attr.method_params(method, smooth_samples, lime_samples, shap_evals, cam_layers.get(m))
         with col:
@@ -89,13 +89,16 @@ for m in models:
                 else:
                     pending.append((f"{m} · {method}", job))
                 continue
-            finished[(m, method)] = result
+            finished[(m, method)] = row_results[method] = result
             shown = result.extras["boundaries"] if method == "lime" and lime_view == "boundaries" else blend(pixels[m], result.heatmap, alpha, cmap)
             st.image(attr.png(shown), width="stretch",
                      caption=f"{method} · {result.target.label} ({result.target.probability:.2f}) · {result.seconds:.1f} s")
             f = result.faithfulness
             st.caption(f"deletion AUC **{f.deletion_auc:.3f}** ↓ · insertion AUC **{f.insertion_auc:.3f}** ↑")
-            st.altair_chart(charts.faithfulness_curves(attr.curves_frame({method: result})), width="stretch")
+    if row_results:
+        curves = attr.curves_frame(row_results)
+        for col, curve in zip(st.columns(2), ("deletion", "insertion")):
+            col.altair_chart(charts.faithfulness_curves(curves, curve), width="stretch", height=240)
 
 
 @st.fragment(run_every=1.5)

@@ -292,7 +292,8 @@ def _overlay_captions(at: AppTest) -> list[str]:
 def test_attribution_page_fast_methods_and_target_change():
     at = _attribution_page(["saliency", "gradcam"])
     assert len(_overlay_captions(at)) == 2
-    assert len(at.get("vega_lite_chart")) == 2  # one curve chart per overlay
+    charts = [str(c.proto) for c in at.get("vega_lite_chart")]  # deletion and insertion, both overlays on each
+    assert len(charts) == 2 and "deletion curve" in charts[0] and "insertion curve" in charts[1]
     assert any(b.label.startswith("Download the grid") for b in at.get("download_button"))
     at.selectbox(key="attr.target").set_value(967).run()
     assert not at.exception
@@ -300,6 +301,7 @@ def test_attribution_page_fast_methods_and_target_change():
     at.multiselect(key="attr.models").set_value(["efficientnet_lite0", "mobilenet_v2_tv"]).run()
     assert not at.exception
     assert len(_overlay_captions(at)) == 4  # rows = models, columns = methods
+    assert len(at.get("vega_lite_chart")) == 4  # a pair of curve charts per model row
 
 
 def test_attribution_page_lime_runs_in_the_background():

@@ -127,6 +127,8 @@ def test_attribution_page_in_a_real_browser(server, page):
     page.get_by_text("running in the background").first.wait_for(state="detached", timeout=400_000)
     page.get_by_text("Download the grid").wait_for(timeout=60_000)
     assert page.get_by_text("insertion AUC", exact=False).count() >= 6  # intro + 5 overlays
+    assert page.get_by_text("insertion curve").count() == 1  # one pair of curve charts for the model row
+    page.set_viewport_size({"width": 1400, "height": 2000})  # Streamlit scrolls inside its own container
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "attribution.png"), full_page=True)
 

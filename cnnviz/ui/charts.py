@@ -107,17 +107,20 @@ def class_mix(counts: pd.Series) -> alt.Chart:
     )
 
 
-def faithfulness_curves(df: pd.DataFrame, height: int = 110) -> alt.Chart:
-    """Target probability while deleting / inserting pixels in the heatmap's order (one overlay)."""
+def faithfulness_curves(df: pd.DataFrame, curve: str) -> alt.Chart:
+    """Target probability while deleting (or inserting) pixels in each overlay's heatmap order, one line per overlay.
+
+    One chart per row of overlays, not one per overlay: Streamlit collapses altair line charts in ~150 px columns.
+    """
+    better = "falls fast = faithful" if curve == "deletion" else "rises fast = faithful"
     return (
-        alt.Chart(df)
+        alt.Chart(df[df["curve"] == curve], title=f"{curve} curve ({better})")
         .mark_line()
         .encode(
-            x=alt.X("fraction of pixels:Q", title="pixels changed", axis=alt.Axis(format="%", tickCount=4)),
+            x=alt.X("fraction of pixels:Q", title=f"pixels {'deleted' if curve == 'deletion' else 'inserted'}",
+                    axis=alt.Axis(format="%", tickCount=5)),
             y=alt.Y("probability:Q", title="p(target)", scale=alt.Scale(zero=True)),
-            color=alt.Color("curve:N", title=None, scale=alt.Scale(domain=["deletion", "insertion"], range=["#d62728", "#2f6fde"]),
-                            legend=alt.Legend(orient="bottom")),
-            tooltip=["curve", alt.Tooltip("fraction of pixels:Q", format=".0%"), alt.Tooltip("probability:Q", format=".3f")],
+            color=alt.Color("overlay:N", title="method", sort=None, scale=alt.Scale(scheme="tableau10")),
+            tooltip=["overlay", alt.Tooltip("fraction of pixels:Q", format=".0%"), alt.Tooltip("probability:Q", format=".3f")],
         )
-        .properties(height=height)
     )
