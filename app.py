@@ -18,13 +18,14 @@ st.set_page_config(page_title="cnnviz", page_icon="🔎", layout="wide")
 state.init_defaults(DEFAULT_DATASET, DEFAULT_MODEL)
 sidebar.dataset_and_model(list_datasets())
 
+# Material icons ship with Streamlit; emoji need a system emoji font (absent on many servers: boxes).
 pages = [
-    st.Page("app_pages/home.py", title="Home: image search", icon="🏠", default=True),
-    st.Page("app_pages/search.py", title="Search (advanced)", icon="🔬"),
-    st.Page("app_pages/compare.py", title="Compare models", icon="⚖️"),
-    st.Page("app_pages/explorer.py", title="Model Explorer", icon="🧠"),
-    st.Page("app_pages/attribution.py", title="Attribution", icon="🔥"),
-    st.Page("app_pages/benchmark.py", title="Benchmark", icon="⏱️"),
+    st.Page("app_pages/home.py", title="Home: image search", icon=":material/home:", default=True),
+    st.Page("app_pages/search.py", title="Search (advanced)", icon=":material/manage_search:"),
+    st.Page("app_pages/compare.py", title="Compare models", icon=":material/compare:"),
+    st.Page("app_pages/explorer.py", title="Model Explorer", icon=":material/neurology:"),
+    st.Page("app_pages/attribution.py", title="Attribution", icon=":material/local_fire_department:"),
+    st.Page("app_pages/benchmark.py", title="Benchmark", icon=":material/speed:"),
 ]
 st.navigation(pages).run()
 state.record_run_time(time.perf_counter() - started)
