@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from cnnviz.benchmark import COLUMNS, advice, find_cached_benchmark, pareto_front, run_benchmark
+from cnnviz.benchmark import (COLUMNS, TIMING_COLUMNS, advice, find_cached_benchmark, pareto_front, reference_results,
+                              run_benchmark)
 from cnnviz.errors import CnnvizError
 from cnnviz.models import MODELS
 from cnnviz.ui import cached, charts, state
@@ -27,6 +28,14 @@ models = st.multiselect("Models", list(MODELS), default=list(MODELS), key="bench
 if not models:
     st.info("Choose at least one model.")
     st.stop()
+for other in reference_results():
+    with st.expander(f"Measured elsewhere: {other['device']}, Keras on {other['versions'].get('keras backend', 'tensorflow')}"):
+        st.caption(f"Timing only, shipped with cnnviz (benchmarks/results): measured {other['date']} · "
+                   + ", ".join(f"{k} {v}" for k, v in other["versions"].items())
+                   + f" · batch-1 over {other['settings']['runs_b1']} calls, batch-32 median of "
+                   f"{other['settings']['runs_throughput']}; peak memory = XLA's plan (JAX) or TF's allocator peak.")
+        st.dataframe(pd.DataFrame([r for r in other["rows"] if r["model"] in models], columns=list(TIMING_COLUMNS)),
+                     hide_index=True, width="stretch")
 dataset = ds if ds.labelled else None
 result = find_cached_benchmark(models, dataset)
 c1, c2 = st.columns([1, 3])

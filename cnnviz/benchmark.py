@@ -1,7 +1,8 @@
 """Accuracy versus latency of the registry's models, measured on this machine.
 
-Timing uses one compiled ``tf.function`` per (model, batch size), called on a
-fixed random batch after warm-up: batch-1 latency (p50, p95 over ``runs``
+Timing uses one compiled forward pass per (model, batch size) (``timing``:
+a ``tf.function`` on TensorFlow, ``jax.jit`` on Keras' JAX backend), called on
+a fixed random batch after warm-up: batch-1 latency (p50, p95 over ``runs``
 calls) and batch-32 throughput. FLOPs are an exact per-layer count of the
 multiply-accumulates of convolution and dense layers (× 2), the convention of
 published FLOP tables; normalisation, activations and pooling are not counted.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata as md
 import logging
-import os
 import platform
 import statistics
 import tempfile
@@ -31,6 +31,7 @@ import numpy as np
 from . import cache
 from .errors import CnnvizError
 from .models.registry import MODELS, get_model_spec
+from .timing import CompiledForward, device_description, keras_backend, peak_memory_mb, reset_peak_memory
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class BenchmarkRow:
     latency_ms_b1_p50: float
     latency_ms_b1_p95: float
     throughput_b32_img_s: float | None
-    peak_memory_mb: float | None  # GPU only (TF memory stats); None on CPU
+    peak_memory_mb: float | None  # GPU only (TF allocator peak, or XLA's memory plan on JAX); None on CPU
     knn_accuracy: float | None
     mean_score: float | None
     linear_probe_accuracy: float | None
@@ -59,23 +60,17 @@ class BenchmarkRow:
 
 
 COLUMNS = tuple(f.name for f in fields(BenchmarkRow))  # table order (stored JSON has sorted keys)
-
-
-def device_description() -> str:
-    """'GPU: <name>' when TensorFlow sees a GPU, else the CPU and its core count."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return f"GPU: {details.get('device_name', gpus[0].name)} ({len(gpus)} visible)"
-    cpu = platform.processor() or platform.machine()
-    return f"CPU: {cpu}, {os.cpu_count()} cores"
+TIMING_COLUMNS = ("model", "input_size", "latency_ms_b1_p50", "latency_ms_b1_p95", "throughput_b32_img_s", "peak_memory_mb")
+# Results measured on other machines (a GPU server), shipped so that users can compare before buying or renting one.
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 
 
 def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("tensorflow-cpu", "tensorflow", "keras", "numpy"):
+    """Python, the Keras backend and the versions of the libraries that ran the numbers."""
+    out = {"python": platform.python_version(), "keras backend": keras_backend()}
+    for pkg in ("tensorflow-cpu", "tensorflow", "jax", "jaxlib", "keras", "numpy"):
+        if pkg.startswith("jax") and out["keras backend"] != "jax":
+            continue
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -123,26 +118,21 @@ def weights_file_mb(model) -> float:
         return path.stat().st_size / 1e6
 
 
-def time_batches(model, batch_size: int, runs: int, warmup: int = 3) -> list[float]:
-    """Seconds per call of one compiled forward pass on a fixed random batch."""
-    import tensorflow as tf
-
-    size = model.inputs[0].shape[1]
-    x = tf.constant(np.random.default_rng(0).uniform(0, 255, (batch_size, size, size, 3)).astype(np.float32))
-    forward = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
-
-    def call() -> None:
-        out = forward(x)
-        (out[0] if isinstance(out, (list, tuple)) else out).numpy()  # waits for the device to finish
-
+def time_batches(forward: CompiledForward, runs: int, warmup: int = 3) -> list[float]:
+    """Seconds per call of a compiled forward pass, after ``warmup`` untimed calls."""
     for _ in range(warmup):
-        call()
+        forward()
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        call()
+        forward()
         times.append(time.perf_counter() - t)
     return times
+
+
+def random_batch(model, batch_size: int) -> np.ndarray:
+    size = model.inputs[0].shape[1]
+    return np.random.default_rng(0).uniform(0, 255, (batch_size, size, size, 3)).astype(np.float32)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -186,24 +176,21 @@ def pareto_front(rows: Sequence[dict], x: str, y: str, lower_x_is_better: bool =
 def benchmark_model(name: str, dataset=None, batch_sizes: Sequence[int] = (1, 32), runs: int = 20,
                     throughput_runs: int = 3) -> BenchmarkRow:
     """Measure one model: timing, size, FLOPs, and accuracy when it has trained weights and a dataset is given."""
-    import tensorflow as tf
-
     from .models.build import build_model
     from .scoring import evaluate_retrieval
 
     spec = get_model_spec(name)
     loaded = build_model(name, require_weights=False)
     model = loaded.model
-    b1 = time_batches(model, 1, runs)
+    reset_peak_memory()
+    forwards = [CompiledForward(model, random_batch(model, 1))]
+    b1 = time_batches(forwards[0], runs)
     tput = None
     big = [b for b in batch_sizes if b > 1]
     if big:
-        tb = time_batches(model, big[0], throughput_runs, warmup=1)
-        tput = big[0] / statistics.median(tb)
-    peak = None
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 1e6
+        forwards.append(CompiledForward(model, random_batch(model, big[0])))
+        tput = big[0] / statistics.median(time_batches(forwards[-1], throughput_runs, warmup=1))
+    peak = peak_memory_mb(forwards)
     knn = score = probe = None
     if dataset is not None and loaded.trained and dataset.labelled:
         from .features import extract_features
@@ -237,6 +224,8 @@ def run_benchmark(models: str | Sequence[str] = "all", dataset=None, batch_sizes
     names = resolve_models(models)
     if not batch_sizes or min(batch_sizes) < 1:
         raise CnnvizError("batch sizes must be positive integers")
+    if runs < 1 or throughput_runs < 1:
+        raise CnnvizError("--runs and --throughput-runs must be at least 1")
     target = _result_path(names, dataset, batch_sizes, runs, throughput_runs)
     if use_cache and (hit := cached_result(target)) is not None:
         return hit
@@ -260,7 +249,7 @@ def run_benchmark(models: str | Sequence[str] = "all", dataset=None, batch_sizes
 def _result_path(names: Sequence[str], dataset, batch_sizes: Sequence[int], runs: int, throughput_runs: int) -> Path:
     key = cache.make_key("benchmark", models=list(names), dataset=dataset.digest() if dataset else None,
                          batch_sizes=list(batch_sizes), runs=runs, throughput_runs=throughput_runs,
-                         device=device_description(), version=BENCHMARK_VERSION)
+                         device=device_description(), backend=keras_backend(), version=BENCHMARK_VERSION)
     return cache.entry_dir("benchmarks") / f"{key}.json"
 
 
@@ -281,6 +270,25 @@ def find_cached_benchmark(models: str | Sequence[str] = "all", dataset=None, bat
                           runs: int = 20, throughput_runs: int = 3) -> dict | None:
     """The cached result for these settings on this device, without measuring anything."""
     return cached_result(_result_path(resolve_models(models), dataset, batch_sizes, runs, throughput_runs))
+
+
+def reference_results(directory: Path = REFERENCE_DIR) -> list[dict]:
+    """Benchmark results measured elsewhere and shipped in ``benchmarks/results/*.json``, newest first.
+
+    Unreadable files are skipped with a warning rather than breaking the page."""
+    import json
+
+    found = []
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            result = json.loads(path.read_text())
+            if not {"device", "date", "versions", "settings", "rows"} <= set(result):
+                raise ValueError("missing keys")
+        except ValueError as exc:
+            log.warning("skipping reference benchmark %s: %s", path.name, exc)
+            continue
+        found.append(result)
+    return sorted(found, key=lambda r: r["date"], reverse=True)
 
 
 def advice(rows: Sequence[dict], accuracy: str = "knn_accuracy", latency: str = "latency_ms_b1_p50") -> list[str]:

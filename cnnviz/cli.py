@@ -174,7 +174,8 @@ def cmd_benchmark(args) -> None:
         bar.set_postfix_str(name)
         bar.refresh()
 
-    data = run_benchmark(args.models, ds, batch_sizes, args.runs, use_cache=not args.no_cache, progress=progress)
+    data = run_benchmark(args.models, ds, batch_sizes, args.runs, args.throughput_runs, use_cache=not args.no_cache,
+                         progress=progress)
     bar.close()
 
     def render(d):
@@ -301,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--images", help="labelled folder or .zip for accuracy")
     p.add_argument("--batch-sizes", default="1,32", help="batch 1 latency and the throughput batch (default 1,32)")
     p.add_argument("--runs", type=int, default=20, help="timed batch-1 calls after warm-up (default 20)")
+    p.add_argument("--throughput-runs", type=int, default=3, help="timed large-batch calls; the median is used (default 3)")
     p.add_argument("--no-cache", action="store_true", help="measure again even if a cached result exists")
     _add_json(p)
     p.set_defaults(func=cmd_benchmark)

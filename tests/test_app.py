@@ -231,6 +231,7 @@ def test_benchmark_page_runs_and_charts():
     run.click().run()
     assert not at.exception
     assert any("Measured" in c.value and ("CPU" in c.value or "GPU" in c.value) for c in at.caption)
+    assert any(e.label.startswith("Measured elsewhere: GPU: NVIDIA H100") for e in at.expander)
     assert any("Pareto front" in c.value for c in at.caption)
     advice = " ".join(m.value for m in at.markdown)
     assert "Most accurate here: **efficientnet_lite0**" in advice and "Fastest overall" in advice

@@ -1,9 +1,12 @@
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from cnnviz.benchmark import advice, count_flops, linear_probe_accuracy, pareto_front
+from cnnviz.benchmark import TIMING_COLUMNS, advice, count_flops, linear_probe_accuracy, pareto_front, reference_results
 from cnnviz.cli import main
 from cnnviz.scoring import evaluate_retrieval
 
@@ -84,6 +87,38 @@ def test_benchmark_bad_arguments(capsys):
     assert "--batch-sizes" in capsys.readouterr().err
 
 
+def _cli_under_backend(backend: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, "-m", "cnnviz", "benchmark", *args], env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_benchmark_times_the_same_model_on_the_keras_jax_backend():
+    # The README's GPU table was measured this way (TensorFlow cannot be installed on that machine).
+    proc = _cli_under_backend("jax", "--models", "efficientnet_lite0", "--runs", "3", "--throughput-runs", "1",
+                              "--batch-sizes", "1,2", "--no-cache", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["versions"]["keras backend"] == "jax" and "jaxlib" in data["versions"]
+    assert data["settings"]["runs_b1"] == 3 and data["settings"]["runs_throughput"] == 1
+    row = data["rows"][0]
+    assert row["weights"] == "imagenet" and 0 < row["latency_ms_b1_p50"] <= row["latency_ms_b1_p95"]
+    assert row["throughput_b32_img_s"] > 0
+    assert row["peak_memory_mb"] is None  # CPU: no device memory to report
+    from cnnviz.models.build import build_model
+
+    model = build_model("efficientnet_lite0").model  # this process runs TensorFlow
+    assert row["params"] == model.count_params() and row["flops"] == count_flops(model)
+
+
+def test_benchmark_refuses_a_backend_it_cannot_time(capsys):
+    proc = _cli_under_backend("numpy", "--models", "mobilenet_v2", "--runs", "2")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "not 'numpy'; set KERAS_BACKEND" in proc.stderr
+    assert main(["benchmark", "--models", "mobilenet_v2", "--throughput-runs", "0"]) == 2
+    assert "--throughput-runs must be at least 1" in capsys.readouterr().err
+
+
 def test_pareto_and_advice_ignore_nan_rows():
     nan = float("nan")
     rows = [{"model": "a", "lat": 2.0, "acc": 0.8}, {"model": "random_fast", "lat": 1.0, "acc": nan},
@@ -91,3 +126,26 @@ def test_pareto_and_advice_ignore_nan_rows():
     assert pareto_front(rows, "lat", "acc") == ["a", "b"]
     text = " ".join(advice([{"model": r["model"], "knn_accuracy": r["acc"], "latency_ms_b1_p50": r["lat"]} for r in rows]))
     assert "Most accurate here: **b**" in text and "Fastest overall: **random_fast**" in text
+
+
+def test_reference_results_are_read_newest_first_and_bad_files_skipped(tmp_path, caplog):
+    base = {"device": "GPU: X", "versions": {}, "settings": {"runs_b1": 1, "runs_throughput": 1}, "rows": []}
+    (tmp_path / "old.json").write_text(json.dumps({**base, "date": "2026-01-01T00:00:00+00:00"}))
+    (tmp_path / "new.json").write_text(json.dumps({**base, "date": "2026-06-01T00:00:00+00:00"}))
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "partial.json").write_text(json.dumps({"device": "GPU: Y"}))
+    got = reference_results(tmp_path)
+    assert [r["date"][:7] for r in got] == ["2026-06", "2026-01"]
+    assert "broken.json" in caplog.text and "partial.json" in caplog.text
+    assert reference_results(tmp_path / "absent") == []
+
+
+def test_shipped_gpu_reference_covers_every_model():
+    from cnnviz.models import MODELS
+
+    gpu = [r for r in reference_results() if r["device"].startswith("GPU")]
+    assert gpu, "benchmarks/results should ship the measured GPU run"
+    rows = {r["model"]: r for r in gpu[0]["rows"]}
+    assert set(rows) == set(MODELS)
+    for r in rows.values():
+        assert set(TIMING_COLUMNS) <= set(r) and 0 < r["latency_ms_b1_p50"] <= r["latency_ms_b1_p95"]
