@@ -13,11 +13,15 @@ X_AXES = {"latency_ms_b1_p50": ("batch-1 latency p50 (ms, log)", True), "through
           "flops": ("FLOPs per image (log)", True), "size_mb": ("weights file (MB, log)", True)}
 Y_AXES = {"knn_accuracy": "5-NN accuracy on this dataset (measured)", "mean_score": "mean search score on this dataset (measured)",
           "linear_probe_accuracy": "linear-probe accuracy, 5-fold CV (measured)", "published_top1": "ImageNet top-1 % (published)"}
+TIMING_FORMAT = {"latency_ms_b1_p50": st.column_config.NumberColumn("b1 p50 ms", format="%.2f"),
+                 "latency_ms_b1_p95": st.column_config.NumberColumn("b1 p95 ms", format="%.2f"),
+                 "throughput_b32_img_s": st.column_config.NumberColumn("b32 img/s", format="%.0f"),
+                 "peak_memory_mb": st.column_config.NumberColumn("peak MB", format="%.0f")}
 
 st.title("Benchmark — accuracy versus latency")
 st.caption("Every figure is measured on the machine this server runs on, except ImageNet top-1, which is published "
-           "(source per model in the table). Models without ImageNet weights here are timed with random weights "
-           "(same speed) and get no accuracy.")
+           "(source per model in the table), and the *Measured elsewhere* timings, which were measured on the machine "
+           "they name. Models without ImageNet weights here are timed with random weights (same speed) and get no accuracy.")
 ref = st.session_state[state.DATASET]
 try:
     ds = cached.dataset(ref)
@@ -29,13 +33,14 @@ if not models:
     st.info("Choose at least one model.")
     st.stop()
 for other in reference_results():
-    with st.expander(f"Measured elsewhere: {other['device']}, Keras on {other['versions'].get('keras backend', 'tensorflow')}"):
+    backend = {"jax": "JAX", "tensorflow": "TensorFlow"}.get(other["versions"].get("keras backend", "tensorflow"))
+    with st.expander(f"Measured elsewhere: {other['device']}, Keras on {backend}"):
         st.caption(f"Timing only, shipped with cnnviz (benchmarks/results): measured {other['date']} · "
                    + ", ".join(f"{k} {v}" for k, v in other["versions"].items())
                    + f" · batch-1 over {other['settings']['runs_b1']} calls, batch-32 median of "
                    f"{other['settings']['runs_throughput']}; peak memory = XLA's plan (JAX) or TF's allocator peak.")
         st.dataframe(pd.DataFrame([r for r in other["rows"] if r["model"] in models], columns=list(TIMING_COLUMNS)),
-                     hide_index=True, width="stretch")
+                     hide_index=True, width="stretch", column_config=TIMING_FORMAT)
 dataset = ds if ds.labelled else None
 result = find_cached_benchmark(models, dataset)
 c1, c2 = st.columns([1, 3])
