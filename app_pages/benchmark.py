@@ -3,8 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from cnnviz.benchmark import (COLUMNS, TIMING_COLUMNS, advice, find_cached_benchmark, pareto_front, reference_results,
-                              run_benchmark)
+from cnnviz.benchmark import COLUMNS, TIMING_COLUMNS, advice, find_cached_benchmark, pareto_front, run_benchmark
 from cnnviz.errors import CnnvizError
 from cnnviz.models import MODELS
 from cnnviz.ui import cached, charts, state
@@ -32,7 +31,7 @@ models = st.multiselect("Models", list(MODELS), default=list(MODELS), key="bench
 if not models:
     st.info("Choose at least one model.")
     st.stop()
-for other in reference_results():
+for other in cached.reference_benchmarks():
     backend = {"jax": "JAX", "tensorflow": "TensorFlow"}.get(other["versions"].get("keras backend", "tensorflow"))
     with st.expander(f"Measured elsewhere: {other['device']}, Keras on {backend}"):
         st.caption(f"Timing only, shipped with cnnviz (benchmarks/results): measured {other['date']} · "

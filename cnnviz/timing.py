@@ -32,21 +32,26 @@ def keras_backend() -> str:
     return backend
 
 
-def device_description() -> str:
-    """'GPU: <name> (<n> visible)' when the backend sees a GPU, else the CPU and its core count."""
+def gpu_name() -> str | None:
+    """'<name> (<n> visible)' of the first GPU the backend sees, or None."""
     if keras_backend() == "jax":
         import jax
 
         gpus = [d for d in jax.devices() if d.platform == "gpu"]
-        if gpus:
-            return f"GPU: {gpus[0].device_kind} ({len(gpus)} visible)"
-    else:
-        import tensorflow as tf
+        return f"{gpus[0].device_kind} ({len(gpus)} visible)" if gpus else None
+    import tensorflow as tf
 
-        gpus = tf.config.list_physical_devices("GPU")
-        if gpus:
-            details = tf.config.experimental.get_device_details(gpus[0])
-            return f"GPU: {details.get('device_name', gpus[0].name)} ({len(gpus)} visible)"
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return f"{details.get('device_name', gpus[0].name)} ({len(gpus)} visible)"
+
+
+def device_description() -> str:
+    """'GPU: <name> (<n> visible)' when the backend sees a GPU, else the CPU and its core count."""
+    if (gpu := gpu_name()) is not None:
+        return f"GPU: {gpu}"
     cpu = platform.processor() or platform.machine()
     return f"CPU: {cpu}, {os.cpu_count()} cores"
 
@@ -69,16 +74,21 @@ class CompiledForward:
         if self.backend == "jax":
             import jax
 
-            self._x = jax.device_put(batch)
-            self._params = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
-            self._jitted = jax.jit(lambda tv, ntv, t: _first(model.stateless_call(tv, ntv, t, training=False)[0]))
-            self._call: Callable[[], object] = lambda: self._jitted(*self._params, self._x)
+            x = jax.device_put(batch)
+            params = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
+
+            def forward(trainable, non_trainable, inputs):
+                return _first(model.stateless_call(trainable, non_trainable, inputs, training=False)[0])
+
+            # Compiled ahead of time, once: the same executable is timed and asked for its memory plan.
+            self._compiled = jax.jit(forward).lower(*params, x).compile()
+            self._call: Callable[[], object] = lambda: self._compiled(*params, x)
         else:
             import tensorflow as tf
 
-            self._x = tf.constant(batch)
+            x = tf.constant(batch)
             forward = tf.function(lambda t: _first(model(t, training=False)), reduce_retracing=True)
-            self._call = lambda: forward(self._x)
+            self._call = lambda: forward(x)
 
     def __call__(self) -> None:
         np.asarray(self._call())
@@ -87,7 +97,7 @@ class CompiledForward:
         """JAX: the device memory XLA plans for this call (arguments + output + temporaries); None elsewhere."""
         if self.backend != "jax":
             return None
-        stats = self._jitted.lower(*self._params, self._x).compile().memory_analysis()
+        stats = self._compiled.memory_analysis()
         if stats is None:
             return None
         return (stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes) / 1e6
@@ -95,17 +105,16 @@ class CompiledForward:
 
 def reset_peak_memory() -> None:
     """TensorFlow on GPU: start a new peak-memory window (no-op elsewhere)."""
-    if keras_backend() == "tensorflow":
+    if keras_backend() == "tensorflow" and gpu_name() is not None:
         import tensorflow as tf
 
-        if tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.reset_memory_stats("GPU:0")
+        tf.config.experimental.reset_memory_stats("GPU:0")
 
 
 def peak_memory_mb(forwards: list[CompiledForward]) -> float | None:
     """Peak device memory of the timed calls on a GPU: TF's allocator peak since the last reset,
     or the largest XLA memory plan among ``forwards`` on JAX. None on CPU."""
-    if not device_description().startswith("GPU"):
+    if gpu_name() is None:
         return None
     if keras_backend() == "tensorflow":
         import tensorflow as tf

@@ -33,6 +33,14 @@ def dataset(ref: str) -> ImageDataset:
     return open_dataset(ref)
 
 
+@st.cache_data(show_spinner=False)
+def reference_benchmarks() -> list[dict]:
+    """Benchmark results shipped from other machines (benchmarks/results), read once per server."""
+    from ..benchmark import reference_results
+
+    return reference_results()
+
+
 @st.cache_resource(show_spinner=False)
 def umap_warm_up() -> None:
     """Start compiling UMAP in the background, once per server process."""
