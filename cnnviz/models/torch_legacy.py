@@ -13,6 +13,7 @@ tampered file that names e.g. ``os.system`` raises :class:`UnsafeWeightsError`.
 from __future__ import annotations
 
 import collections
+import math
 import pickle
 import struct
 from dataclasses import dataclass
@@ -66,14 +67,29 @@ class _TensorRef:
     stride: tuple[int, ...]
 
     def materialize(self) -> np.ndarray:
+        """A copy of the view, after checking it lies inside its storage.
+
+        Every check uses Python integers (no overflow), and only non-negative
+        sizes, strides and offsets are accepted: ``torch.save`` never writes
+        others, and ``as_strided`` trusts whatever it is given.
+        """
         data = self.storage.data
         if data is None:
             raise WeightsFormatError(f"storage {self.storage.key} has no data")
+        key = self.storage.key
+        if self.offset < 0 or any(n < 0 for n in self.size) or any(s < 0 for s in self.stride):
+            raise WeightsFormatError(f"tensor view of storage {key} has a negative offset, size or stride")
+        if len(self.stride) != len(self.size):
+            raise WeightsFormatError(f"tensor view of storage {key}: {len(self.size)} sizes but {len(self.stride)} strides")
+        if any(n == 0 for n in self.size):
+            return np.zeros(self.size, dtype=data.dtype)
+        if math.prod(self.size) > data.size:  # only an expanded (stride-0) view could; a state dict has none
+            raise WeightsFormatError(f"tensor view of storage {key} has more elements than its storage")
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
+        if last >= data.size:
+            raise WeightsFormatError(f"tensor view exceeds storage {key}")
         if not self.size:
             return np.array(data[self.offset], dtype=data.dtype)
-        needed = self.offset + 1 + sum((n - 1) * s for n, s in zip(self.size, self.stride))
-        if needed > data.size:
-            raise WeightsFormatError(f"tensor view exceeds storage {self.storage.key}")
         itemsize = data.dtype.itemsize
         view = np.lib.stride_tricks.as_strided(
             data[self.offset :],
@@ -87,7 +103,14 @@ class _TensorRef:
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
     if not isinstance(storage, _Storage):
         raise WeightsFormatError("tensor does not point at a storage")
-    return _TensorRef(storage, int(storage_offset), tuple(int(s) for s in size), tuple(int(s) for s in stride))
+    def ints(values) -> tuple[int, ...]:
+        if not isinstance(values, (tuple, list)) or not all(type(v) is int for v in values):
+            raise WeightsFormatError("tensor size and stride must be tuples of integers")
+        return tuple(values)
+
+    if type(storage_offset) is not int:
+        raise WeightsFormatError("tensor storage offset must be an integer")
+    return _TensorRef(storage, storage_offset, ints(size), ints(stride))
 
 
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
@@ -175,7 +198,7 @@ def load_legacy_state_dict(path: str | Path) -> "collections.OrderedDict[str, np
             if len(header) != 8:
                 raise WeightsFormatError(f"{path.name}: truncated before storage {key}")
             (numel,) = struct.unpack("<q", header)
-            if numel != storage.numel:
+            if numel < 0 or numel != storage.numel:
                 raise WeightsFormatError(f"{path.name}: storage {key} size mismatch")
             nbytes = numel * storage.dtype.itemsize
             raw = f.read(nbytes)
