@@ -3,14 +3,15 @@
 For each (model, layers, pooling) we build one multi-output Keras model whose
 outputs are every requested tap, pooled inside the graph, and call it once per
 batch. Each layer's features are cached on disk per (dataset content digest,
-model, weights, layer, pooling, preprocessing, code version).
+model identity, layer, pooling, code version); the model identity is
+:func:`cnnviz.models.build.model_identity` (weights sha256, converter,
+image-preparation and library versions).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,14 +21,13 @@ from . import cache
 from .data.folder import ImageDataset
 from .data.images import load_for_model
 from .errors import UnknownNameError
-from .models.build import LoadedModel
+from .models.build import LoadedModel, model_identity
 from .models.registry import ModelSpec
 
 log = logging.getLogger(__name__)
 
 POOLINGS = ("avg", "max", "grid2")
-FEATURES_VERSION = 2  # bump when extraction, image preparation or storage changes (2: memory-mapped .npy)
-IMAGE_PREP = "fit_square-bicubic"
+FEATURES_VERSION = 3  # bump when extraction or storage changes (2: memory-mapped .npy, 3: model identity in the key)
 
 Progress = Callable[[int, int], None]
 
@@ -105,15 +105,9 @@ class FeatureExtractor:
         return [np.asarray(o, np.float32) for o in out]
 
 
-_EXTRACTORS: dict[tuple[int, tuple[str, ...], str], FeatureExtractor] = {}
-
-
 def get_extractor(loaded: LoadedModel, layers: Sequence[str], pooling: str = "avg") -> FeatureExtractor:
-    """The (process-wide) extractor for these taps, built once and reused."""
-    key = (id(loaded.model), tuple(layers), pooling)
-    if key not in _EXTRACTORS:
-        _EXTRACTORS[key] = FeatureExtractor(loaded, layers, pooling)
-    return _EXTRACTORS[key]
+    """The extractor for these taps, built once per model (and dropped with it)."""
+    return loaded.memo(("features", tuple(layers), pooling), lambda: FeatureExtractor(loaded, layers, pooling))
 
 
 def layer_infos(loaded: LoadedModel, pooling: str = "avg") -> list[LayerInfo]:
@@ -122,11 +116,10 @@ def layer_infos(loaded: LoadedModel, pooling: str = "avg") -> list[LayerInfo]:
 
 
 def feature_key(dataset_digest: str, loaded: LoadedModel, layer: str, pooling: str) -> str:
-    spec = loaded.spec
-    return cache.make_key(
-        "features", dataset=dataset_digest, model=spec.name, weights=loaded.weights, layer=layer, pooling=pooling,
-        input_size=spec.input_size, preprocessing=spec.preprocessing, prep=IMAGE_PREP, version=FEATURES_VERSION,
-    )
+    """Cache key of one layer's features: dataset content, model identity (weights sha256, converter,
+    image preparation, library versions), layer, pooling and the feature code version."""
+    return cache.make_key("features", dataset=dataset_digest, identity=model_identity(loaded), layer=layer,
+                          pooling=pooling, version=FEATURES_VERSION)
 
 
 def load_dataset_images(dataset: ImageDataset, indices: Sequence[int], size: int) -> np.ndarray:
@@ -235,7 +228,7 @@ def _compute_chunked(loaded, dataset, layers, pooling, batch_size, progress, key
             for layer in layers:
                 outs[layer][s : s + len(arrays[layer])] = arrays[layer]
     result = {layer: cache.load_matrix("features", keys[layer]) for layer in layers}
-    shutil.rmtree(cache.entry_dir(chunk_kind), ignore_errors=True)
+    cache.safe_remove(cache.entry_dir(chunk_kind))
     return result
 
 

@@ -21,6 +21,7 @@ import io
 import json
 import time
 from collections.abc import Callable, Sequence
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from . import cache
 from .errors import UnknownNameError
-from .models.build import LoadedModel, logits_model
+from .models.build import LoadedModel, logits_model, model_identity
 
 FEATUREVIZ_VERSION = 1
 
@@ -94,7 +95,7 @@ def _png(img: np.ndarray) -> bytes:
 
 
 def _key(loaded: LoadedModel, layer: str, channel: int, config: ActMaxConfig) -> str:
-    return cache.make_key("featureviz", model=loaded.spec.name, weights=loaded.weights, layer=layer, channel=channel,
+    return cache.make_key("featureviz", identity=model_identity(loaded), layer=layer, channel=channel,
                           config=asdict(config), version=FEATUREVIZ_VERSION)
 
 
@@ -105,7 +106,7 @@ def cached_visual(loaded: LoadedModel, layer: str, channel: int, config: ActMaxC
     try:
         v = ChannelVisual(**json.loads(meta.read_text()))
     except (ValueError, TypeError):
-        meta.unlink(missing_ok=True)
+        cache.safe_remove(meta)
         return None
     return v if Path(v.image_path).exists() else None
 
@@ -186,5 +187,5 @@ def visualize_classes(loaded: LoadedModel, class_ids: Sequence[int], config: Act
     """Class visualisation: maximise the pre-softmax score of ImageNet classes (cached like channels)."""
     if not loaded.spec.has_classifier:
         raise UnknownNameError(f"{loaded.spec.name} has no ImageNet classifier to visualise")
-    view = LoadedModel(loaded.spec, logits_model(loaded), loaded.weights)
+    view = dataclasses.replace(loaded, model=logits_model(loaded))  # same identity, logits instead of softmax
     return maximize_channels(view, "logits", list(class_ids), config)

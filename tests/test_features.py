@@ -73,6 +73,38 @@ def test_cache_key_changes_with_settings():
     assert a != cache.make_key("features", dataset="d", layer="x", pooling="max")
 
 
+def test_feature_key_is_the_weights_not_their_label(monkeypatch):
+    """Two different weight files labelled "imagenet" used to share cached features (and so ANN indexes)."""
+    from cnnviz.features import feature_key
+    from cnnviz.models.build import LoadedModel
+
+    spec = get_model_spec("efficientnet_lite0")
+    a, b = LoadedModel(spec, None, "imagenet", "a" * 64), LoadedModel(spec, None, "imagenet", "b" * 64)
+    assert feature_key("d", a, "avg_pool", "avg") == feature_key("d", a, "avg_pool", "avg")
+    assert feature_key("d", a, "avg_pool", "avg") != feature_key("d", b, "avg_pool", "avg")
+    import PIL
+
+    before = feature_key("d", a, "avg_pool", "avg")
+    from cnnviz.models import build
+
+    monkeypatch.setattr(build, "library_versions", lambda: {"pillow": PIL.__version__ + ".post1"})
+    assert feature_key("d", a, "avg_pool", "avg") != before
+
+
+def test_attribution_and_featureviz_keys_use_the_model_identity():
+    from cnnviz import featureviz
+    from cnnviz.attribution.explain import FaithfulnessConfig, attribution_key, make_config
+    from cnnviz.featureviz import ActMaxConfig
+    from cnnviz.models.build import LoadedModel
+
+    spec = get_model_spec("efficientnet_lite0")
+    a, b = LoadedModel(spec, None, "imagenet", "a" * 64), LoadedModel(spec, None, "imagenet", "b" * 64)
+    assert featureviz._key(a, "x", 0, ActMaxConfig()) != featureviz._key(b, "x", 0, ActMaxConfig())
+    image, config, faith = np.zeros((4, 4, 3), np.float32), make_config("gradcam"), FaithfulnessConfig()
+    assert attribution_key(a, image, config, 1, faith) == attribution_key(a, image, config, 1, faith)
+    assert attribution_key(a, image, config, 1, faith) != attribution_key(b, image, config, 1, faith)
+
+
 def test_corrupt_cache_entry_is_discarded(isolated_cache):
     arr = {"features": np.ones((3, 2), np.float32)}
     path = cache.save_arrays("features", "k1", arr, {})

@@ -102,5 +102,105 @@ def test_keras_weights_found_in_weights_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setenv("CNNVIZ_WEIGHTS_DIR", str(tmp_path))
     assert weights_status(spec) == "missing"
-    (tmp_path / spec.keras_weights_file).write_bytes(b"h5")
+    _write_h5(tmp_path / spec.keras_weights_file)
     assert weights_status(spec) == "available" and keras_weights_path(spec).parent == tmp_path
+
+
+def _write_h5(path):
+    """A minimal readable Keras-style HDF5 weights file (layer list only)."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [b"conv1"]
+        f.create_group("conv1")
+    return path
+
+
+def test_a_damaged_keras_weights_file_is_unreadable_not_available(monkeypatch, tmp_path):
+    """A 2-byte file used to be "available" and then silently built with random weights."""
+    from cnnviz.models.build import build_model
+    from cnnviz.models.weights import weights_status
+
+    spec = get_model_spec("mobilenet_v2")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("CNNVIZ_WEIGHTS_DIR", str(tmp_path))
+    bad = tmp_path / spec.keras_weights_file
+    bad.write_bytes(b"h5")
+    assert weights_status(spec) == "unreadable"
+    with pytest.raises(WeightsUnavailableError, match=spec.keras_weights_file):
+        build_model("mobilenet_v2")
+    with pytest.raises(WeightsUnavailableError, match="unreadable"):
+        build_model("mobilenet_v2", require_weights=False)  # not random weights either: the file is named
+
+
+def test_a_keras_file_that_reads_but_does_not_fit_names_the_file(monkeypatch, tmp_path):
+    """A readable HDF5 that is not this model's weights fails to load: an error naming it, not random weights."""
+    from cnnviz.models.build import build_model
+
+    spec = get_model_spec("mobilenet_v2")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("CNNVIZ_WEIGHTS_DIR", str(tmp_path))
+    _write_h5(tmp_path / spec.keras_weights_file)
+    with pytest.raises(WeightsUnavailableError, match=f"{spec.keras_weights_file}.*does not load"):
+        build_model("mobilenet_v2")
+
+
+def test_damaged_converted_weights_are_unreadable(monkeypatch, tmp_path):
+    from cnnviz.models import weights
+
+    spec = get_model_spec("efficientnet_lite0")
+    bad = tmp_path / "lite0.pth"
+    bad.write_bytes(b"\x80\x02")
+    monkeypatch.setattr(weights, "packaged_weights_path", lambda s: bad)
+    assert weights.weights_status(spec) == "unreadable"
+    assert weights.weights_status(get_model_spec("mobilenet_v2_tv")) == "unreadable"
+
+
+def test_built_model_carries_its_weight_file_sha256():
+    import hashlib
+
+    from cnnviz.models.weights import packaged_weights_path, weights_digest
+
+    loaded = get_model("efficientnet_lite0")
+    path = packaged_weights_path(loaded.spec)
+    assert loaded.weights_sha256 == hashlib.sha256(path.read_bytes()).hexdigest() == weights_digest(path)
+
+
+def test_model_identity_covers_weights_converter_preparation_and_libraries(monkeypatch):
+    """Changing the weights file, the converter, image preparation or Pillow must change the identity."""
+    from cnnviz.data import images
+    from cnnviz.models import build
+    from cnnviz.models.build import LoadedModel, model_identity
+
+    spec = get_model_spec("efficientnet_lite0")
+    a, b = LoadedModel(spec, None, "imagenet", "a" * 64), LoadedModel(spec, None, "imagenet", "b" * 64)
+    base = model_identity(a)
+    assert base != model_identity(b)  # same label "imagenet", different file
+    assert base["libraries"]["pillow"]
+    monkeypatch.setattr(build, "CONVERTER_VERSION", build.CONVERTER_VERSION + 1)
+    assert model_identity(a) != base
+    monkeypatch.undo()
+    monkeypatch.setattr(images, "IMAGE_PREP_VERSION", images.IMAGE_PREP_VERSION + 1)
+    assert model_identity(a) != base
+    monkeypatch.undo()
+    monkeypatch.setattr(build, "library_versions", lambda: {**base["libraries"], "pillow": "0.0"})
+    assert model_identity(a) != base
+
+
+def test_random_weights_never_share_an_identity():
+    from cnnviz.models.build import build_model, model_identity
+
+    one, two = build_model("mobilenet_v2", require_weights=False), build_model("mobilenet_v2", require_weights=False)
+    assert model_identity(one) != model_identity(two)
+
+
+def test_model_cache_is_bounded_and_extractors_go_with_their_model():
+    """workflows.get_model is the one model cache (bounded); extractors live on the model, not in a global dict."""
+    from cnnviz import features, workflows
+    from cnnviz.features import get_extractor
+
+    assert workflows.get_model.cache_info().maxsize is not None
+    assert not hasattr(features, "_EXTRACTORS")
+    loaded = get_model("efficientnet_lite0")
+    ex = get_extractor(loaded, ["avg_pool"])
+    assert get_extractor(loaded, ["avg_pool"]) is ex and ex in loaded.derived.values()

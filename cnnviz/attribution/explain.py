@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import time
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ import numpy as np
 
 from .. import cache
 from ..errors import CnnvizError, UnknownNameError, WeightsUnavailableError
-from ..models.build import LoadedModel
+from ..models.build import LoadedModel, model_identity
 from ..models.inference import Prediction, top_k
 from .base import Attributor, MethodConfig, Progress, class_probabilities
 from .faithfulness import Faithfulness, FaithfulnessConfig, faithfulness
@@ -70,14 +69,13 @@ def make_config(method: str, **params) -> MethodConfig:
     return cls(method=name, **chosen)
 
 
-@functools.lru_cache(maxsize=64)
 def get_attributor(loaded: LoadedModel, config: MethodConfig) -> Attributor:
-    """One attributor per (model, config), reused so traced TF functions are too."""
+    """One attributor per (model, config), kept with the model so traced TF functions are reused too."""
     if not loaded.spec.has_classifier:
         raise WeightsUnavailableError(f"{loaded.spec.name} has no ImageNet classifier: attribution needs a class to explain")
     if not loaded.trained:
         raise WeightsUnavailableError(f"{loaded.spec.name} has random weights here: its attributions would be meaningless")
-    return METHODS[config.method][0](loaded, config)
+    return loaded.memo(("attributor", config), lambda: METHODS[config.method][0](loaded, config))
 
 
 def predictions(loaded: LoadedModel, image: np.ndarray, k: int = 5) -> list[Prediction]:
@@ -110,6 +108,14 @@ def _staged(progress: Progress | None, lo: float, hi: float) -> Progress | None:
     return lambda done, total: progress(int(1000 * (lo + (hi - lo) * done / max(total, 1))), 1000)
 
 
+def attribution_key(loaded: LoadedModel, image: np.ndarray, config: MethodConfig, target: int,
+                    faith: FaithfulnessConfig) -> str:
+    """Cache key of one attribution: image content, model identity (weights sha256 …), settings, target."""
+    return cache.make_key("attribution", image=hashlib.sha256(np.asarray(image, np.float32).tobytes()).hexdigest(),
+                          identity=model_identity(loaded), config=dataclasses.asdict(config), target=target,
+                          faithfulness=dataclasses.asdict(faith), version=ATTRIBUTION_VERSION)
+
+
 def explain(loaded: LoadedModel, image: np.ndarray, method: str, target: int | None = None,
             params: dict | None = None, faith: FaithfulnessConfig = FaithfulnessConfig(),
             progress: Progress | None = None) -> Attribution:
@@ -125,9 +131,7 @@ def explain(loaded: LoadedModel, image: np.ndarray, method: str, target: int | N
     if not 0 <= target < len(probs):
         raise UnknownNameError(f"target class must be 0–{len(probs) - 1}, got {target}")
     prediction = Prediction(target, _label(target), float(probs[target]))
-    key = cache.make_key("attribution", image=hashlib.sha256(image.tobytes()).hexdigest(), model=loaded.spec.name,
-                         weights=loaded.weights, config=dataclasses.asdict(config), target=target,
-                         faithfulness=dataclasses.asdict(faith), version=ATTRIBUTION_VERSION)
+    key = attribution_key(loaded, image, config, target, faith)
     params_out = {k: v for k, v in dataclasses.asdict(config).items() if k != "method"}
     hit = cache.load_arrays("attribution", key)
     if hit is not None:

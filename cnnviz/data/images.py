@@ -22,6 +22,10 @@ MAX_PIXELS = 100_000_000  # declared size above this is refused as a decompressi
 # JPEGs decode at 1/2–1/8 scale (draft mode), so a 20000×20000 photo costs ~2500² pixels of memory.
 MAX_JPEG_PIXELS = 600_000_000
 MAX_SIDE = 2048  # decoded images are downscaled to at most this side
+# What turns a file into model input; part of every cached artifact's key (bump the version on any change
+# to decoding, colour handling, MAX_SIDE or fit_square).
+IMAGE_PREP = "fit_square-bicubic"
+IMAGE_PREP_VERSION = 1
 
 
 def max_file_bytes() -> int:

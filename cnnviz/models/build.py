@@ -8,16 +8,20 @@ that file.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.metadata as md
 import logging
 import os
 import sys
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .. import cache
 from ..errors import WeightsUnavailableError
 from .registry import ModelSpec, get_model_spec
-from .weights import install_hint, weights_path
+from .weights import check_weights_file, install_hint, weights_digest, weights_path
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +35,58 @@ class LoadedModel:
     spec: ModelSpec
     model: "object"  # keras.Model (kept untyped so importing this module stays light)
     weights: str  # "imagenet" | "random"
+    # sha256 of the weight file it was built from; random weights get a fresh id per build (never shared).
+    weights_sha256: str = ""
+    # Things built from this model (feature extractors, attributors): they live and die with it, so the one
+    # bounded model cache (workflows.get_model) bounds them too. Not copied by dataclasses.replace.
+    derived: dict = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def memo(self, key: Any, make, limit: int = 32):
+        """``make()`` once per key for this model; at most ``limit`` entries (oldest dropped)."""
+        if key not in self.derived:
+            while len(self.derived) >= limit:
+                self.derived.pop(next(iter(self.derived)))
+            self.derived[key] = make()
+        return self.derived[key]
 
     @property
     def trained(self) -> bool:
         return self.weights == "imagenet"
+
+
+_LIBRARIES = ("keras", "tensorflow", "tensorflow-cpu", "jax", "numpy", "pillow", "h5py", "onnx")
+
+
+_PROCESS_TOKEN = uuid.uuid4().hex
+
+
+@functools.lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    """Versions of every library between a weights file and a feature (installed ones only)."""
+    out = {}
+    for pkg in _LIBRARIES:
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def model_identity(loaded: LoadedModel) -> dict[str, Any]:
+    """Everything that decides what a model computes: the one model part of every cache key.
+
+    The weights file's sha256 (not the label "imagenet"), the converter and image-preparation
+    versions, the model's input and preprocessing, and library versions. Changing any of these
+    makes old features, attributions, feature-visualisation images and indexes misses.
+    """
+    from ..data.images import IMAGE_PREP, IMAGE_PREP_VERSION
+
+    spec = loaded.spec
+    # A model built without a file id is never shared beyond this process (and this model object).
+    weights_id = loaded.weights_sha256 or f"unidentified-{_PROCESS_TOKEN}-{id(loaded.model)}"
+    return {"model": spec.name, "weights": loaded.weights, "weights_sha256": weights_id,
+            "converter": CONVERTER_VERSION, "input_size": spec.input_size, "preprocessing": spec.preprocessing,
+            "image_prep": f"{IMAGE_PREP}-v{IMAGE_PREP_VERSION}", "libraries": library_versions()}
 
 
 def _architecture(spec: ModelSpec, source: Path | None):
@@ -64,6 +116,8 @@ def _architecture(spec: ModelSpec, source: Path | None):
     if spec.builder == "keras":
         # Keras' own loader handles its .h5 files; with no local file it tries
         # the real download (weights="imagenet"), which fails fast offline.
+        if source is not None:
+            check_weights_file(spec, source)  # a damaged file is an error naming it, never random weights
         weights = str(source) if source else ("imagenet" if not _offline() else None)
         if weights is None:
             return _keras_app(spec, None), None
@@ -71,7 +125,10 @@ def _architecture(spec: ModelSpec, source: Path | None):
             with contextlib.redirect_stdout(sys.stderr):  # Keras prints download progress to stdout
                 model = _keras_app(spec, weights)
         except Exception as exc:
-            log.info("%s: weights=%s failed (%s); building with random weights", spec.name, weights, exc)
+            if source is not None:
+                raise WeightsUnavailableError(f"{spec.name}: weights file {source} does not load ({exc}); "
+                                              f"delete or replace it ({install_hint(spec)})") from exc
+            log.warning("%s: downloading ImageNet weights failed (%s); no trained weights", spec.name, exc)
             return _keras_app(spec, None), None
         return model, (lambda m: None)
     raise ValueError(f"unknown builder {spec.builder!r}")
@@ -111,14 +168,15 @@ def build_model(name: str, *, require_weights: bool = True) -> LoadedModel:
         )
     if loader is None:
         log.warning("%s: no trained weights here; using random weights (latency only)", spec.name)
-        return LoadedModel(spec, model, "random")
+        return LoadedModel(spec, model, "random", f"random-{uuid.uuid4().hex}")
     if spec.builder != "keras":
         _load_converted(spec, source, model, loader)
-    return LoadedModel(spec, model, "imagenet")
+    source = source or weights_path(spec)  # a Keras download lands in ~/.keras/models
+    return LoadedModel(spec, model, "imagenet", weights_digest(source) if source else "")
 
 
 def _load_converted(spec: ModelSpec, source: Path, model, loader) -> None:
-    key = cache.make_key("weights", model=spec.name, source=source.name, digest=cache.file_digest(source),
+    key = cache.make_key("weights", model=spec.name, source=source.name, digest=weights_digest(source),
                          converter=CONVERTER_VERSION)
     target = cache.entry_dir("weights") / f"{spec.name}-{key[:16]}.weights.h5"
     if target.exists():
@@ -127,7 +185,7 @@ def _load_converted(spec: ModelSpec, source: Path, model, loader) -> None:
             return
         except Exception as exc:  # a damaged conversion is redone, not trusted
             log.warning("discarding unreadable converted weights %s: %s", target.name, exc)
-            target.unlink(missing_ok=True)
+            cache.safe_remove(target)
     loader(model)
     with cache.atomic_path(target) as tmp:
         model.save_weights(str(tmp))

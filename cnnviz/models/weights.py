@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import logging
 import os
 from pathlib import Path
 
+from .. import cache
+from ..errors import WeightsUnavailableError
 from .registry import ModelSpec
+
+log = logging.getLogger(__name__)
 
 # builder -> (python package that ships the file, glob inside it)
 _PACKAGED = {
@@ -62,6 +68,63 @@ def weights_path(spec: ModelSpec) -> Path | None:
     return keras_weights_path(spec) if spec.builder == "keras" else packaged_weights_path(spec)
 
 
+def _stat_key(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    return cache.file_digest(Path(path))
+
+
+def weights_digest(path: str | Path) -> str:
+    """sha256 of a weights file, memoised by (path, size, mtime): hashed once per process per version of the file."""
+    return _sha256(*_stat_key(Path(path)))
+
+
+@functools.lru_cache(maxsize=64)
+def _problem(builder: str, path: str, size: int, mtime_ns: int) -> str | None:
+    """Why the file cannot be this builder's weights (None when it reads), memoised like :func:`weights_digest`."""
+    try:
+        if builder == "keras":
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                if "layer_names" not in f.attrs and not len(f.keys()):
+                    return "an HDF5 file with no layers"
+        elif builder in ("efficientnet_lite", "mobilenet_v2_tv"):
+            from .torch_legacy import load_legacy_state_dict
+
+            if not load_legacy_state_dict(path):
+                return "an empty state dict"
+        elif builder == "vgg16_onnx":
+            import onnx
+
+            if not onnx.load(path, load_external_data=False).graph.initializer:
+                return "an ONNX file with no weights"
+    except Exception as exc:  # any reader failure means the file is not usable weights
+        return f"{type(exc).__name__}: {exc}".strip()[:300]
+    return None
+
+
+def check_weights_file(spec: ModelSpec, path: str | Path) -> None:
+    """Raise :class:`WeightsUnavailableError` naming the file when it does not read as this model's weights."""
+    problem = _problem(spec.builder, *_stat_key(Path(path)))
+    if problem:
+        raise WeightsUnavailableError(f"{spec.name}: weights file {path} is unreadable ({problem}); "
+                                      f"delete or replace it ({install_hint(spec)})")
+
+
 def weights_status(spec: ModelSpec) -> str:
-    """"available" when trained weights are on this machine, else "missing"."""
-    return "available" if weights_path(spec) is not None else "missing"
+    """"available" when trained weights on this machine read correctly, "unreadable" when the file is there
+    but damaged (checked once per file version), else "missing"."""
+    path = weights_path(spec)
+    if path is None:
+        return "missing"
+    try:
+        check_weights_file(spec, path)
+    except (WeightsUnavailableError, OSError) as exc:
+        log.warning("%s", exc)
+        return "unreadable"
+    return "available"
