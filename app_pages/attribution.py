@@ -93,8 +93,7 @@ for m in models:
             shown = result.extras["boundaries"] if method == "lime" and lime_view == "boundaries" else blend(pixels[m], result.heatmap, alpha, cmap)
             st.image(attr.png(shown), width="stretch",
                      caption=f"{method} · {result.target.label} ({result.target.probability:.2f}) · {result.seconds:.1f} s")
-            f = result.faithfulness
-            st.caption(f"deletion AUC **{f.deletion_auc:.3f}** ↓ · insertion AUC **{f.insertion_auc:.3f}** ↑")
+            st.caption(result.faithfulness_text(markdown=True))
     if row_results:
         curves = attr.curves_frame(row_results)
         for col, curve in zip(st.columns(2), ("deletion", "insertion")):
@@ -104,7 +103,7 @@ for m in models:
 @st.fragment(run_every=1.5)
 def background_progress() -> None:
     for label, job in pending:
-        st.progress(job.fraction, text=f"{label}: {job.done}/{job.total} (shared by all users, cached on disk)")
+        st.progress(job.fraction, text=f"{label}: {job.status()} (shared by all users, cached on disk)")
     if all(job.finished for _, job in pending):
         st.rerun()
 

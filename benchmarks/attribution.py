@@ -64,12 +64,13 @@ def run(args) -> dict:
             for method in METHODS:
                 a = explain(loaded, img, method, params=method_params[method], faith=faith)
                 per_method[method].append(a.seconds)
-                if model_name == args.auc_model:
+                if model_name == args.auc_model and a.scored:  # maps with no positive evidence have no AUC
                     aucs[method].append((a.faithfulness.deletion_auc, a.faithfulness.insertion_auc))
                     if method in gaps and i < args.gap_n:
                         full = explain(loaded, img, method, params=method_params[method], faith=FaithfulnessConfig())
-                        gaps[method].append((abs(full.faithfulness.deletion_auc - a.faithfulness.deletion_auc),
-                                             abs(full.faithfulness.insertion_auc - a.faithfulness.insertion_auc)))
+                        if full.scored:
+                            gaps[method].append((abs(full.faithfulness.deletion_auc - a.faithfulness.deletion_auc),
+                                                 abs(full.faithfulness.insertion_auc - a.faithfulness.insertion_auc)))
             if model_name == args.auc_model:
                 rand = np.random.default_rng(i).random(img.shape[:2])
                 f = faithfulness(loaded, img, rand, a.target.class_id, faith)

@@ -210,7 +210,7 @@ def cmd_attribute(args) -> None:
     print(f"{data['model']} on {data['image']}: top-1 {data['top5'][0]['label']} ({data['top5'][0]['probability']:.3f})")
     rows = [{**r, "target": f"{r['target']['class_id']} {r['target']['label']}", "p": r["target"]["probability"]}
             for r in data["results"]]
-    print(_table(rows, ("method", "target", "p", "seconds", "deletion_auc", "insertion_auc")))
+    print(_table(rows, ("method", "target", "p", "seconds", "evidence", "deletion_auc", "insertion_auc")))
     print("lower deletion AUC and higher insertion AUC = more faithful" + (f"; overlays written to {data['out']}" if data["out"] else ""))
 
 

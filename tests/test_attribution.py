@@ -117,7 +117,8 @@ def test_faithfulness_curves_follow_the_heatmap_order(lite0, chelsea):
 def test_positive_part_and_occlusion_tiling():
     maps = positive_part(np.array([[[-1.0, 0.5], [2.0, 0.0]], [[-3.0, -1.0], [-2.0, -1.0]]]))
     np.testing.assert_allclose(maps[0], [[0, 0.25], [1, 0]])
-    np.testing.assert_allclose(maps[1], [[0, 1], [0.5, 1]])  # all negative: min–max
+    np.testing.assert_array_equal(maps[1], np.zeros((2, 2)))  # all negative: no evidence, not min–max rescaled
+    assert np.isnan(positive_part(np.array([[[np.nan, 1.0]]]))).any()  # NaN is kept for explain to report
     assert patch_origins(224, 32, 16)[-1] == 192 and patch_origins(260, 56, 56) == [0, 56, 112, 168, 204]
 
 
@@ -162,3 +163,33 @@ def test_cli_attribute_not_an_image(capsys, tmp_path):
     fake.write_text("not really a jpeg")
     assert main(["attribute", str(fake), "--model", MODEL]) == 2
     assert "not an image" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("raw, evidence", [(-np.ones((224, 224), np.float32), "none"),
+                                           (np.zeros((224, 224), np.float32), "none"),
+                                           (np.full((224, 224), np.nan, np.float32), "invalid")])
+def test_a_map_without_positive_evidence_is_said_so_not_scored(lite0, chelsea, isolated_cache, monkeypatch, raw, evidence):
+    """An all-negative map used to be min–max scaled into a hot region and scored; a NaN map went blank."""
+    from cnnviz.attribution.base import Attributor, positive_part
+
+    monkeypatch.setattr(Attributor, "with_extras", lambda self, images, targets, progress=None: (positive_part(raw[None]), {}))
+    a = explain(lite0, chelsea, "occlusion", faith=QUICK)
+    assert a.evidence == evidence and not a.scored
+    assert not a.heatmap.any() and np.isfinite(a.heatmap).all()
+    assert a.faithfulness.deletion_auc is None and a.faithfulness.insertion_auc is None
+    record = json.loads(json.dumps(a.to_dict()))
+    assert record["evidence"] == evidence and record["deletion_auc"] is None
+    assert ("no positive evidence" if evidence == "none" else "NaN") in a.faithfulness_text(markdown=True)
+    again = explain(lite0, chelsea, "occlusion", faith=QUICK)  # from the disk cache
+    assert again.evidence == evidence and again.faithfulness.deletion_auc is None
+
+    from cnnviz.ui.attributions import curves_frame, grid_download
+
+    assert curves_frame({"occlusion": a}).empty
+    assert grid_download({("m", "occlusion"): a}, {"m": chelsea}, 0.5, "jet", "heatmap")[:4] == b"\x89PNG"
+
+
+def test_a_real_positive_map_is_scored(lite0, chelsea):
+    a = explain(lite0, chelsea, "gradcam", faith=QUICK)
+    assert a.evidence == "positive" and 0 <= a.faithfulness.deletion_auc <= 1
+    assert "deletion AUC **" in a.faithfulness_text(markdown=True)

@@ -49,16 +49,34 @@ class Attributor(ABC):
 
 
 def positive_part(maps: np.ndarray) -> np.ndarray:
-    """Scale each signed map's positive part to [0, 1]; an all-negative map falls back to min–max."""
+    """Scale each signed map's positive part to [0, 1].
+
+    A map with no positive value stays all zero ("no positive evidence": min–max scaling would paint
+    the least negative region hot), and a map with NaN or inf stays as it is, so :func:`heatmap_evidence`
+    reports it instead of drawing a blank.
+    """
     out = np.empty(maps.shape, np.float32)
     for i, m in enumerate(np.asarray(maps, np.float64)):
-        pos = np.clip(m, 0, None)
-        if pos.max() > 0:
-            out[i] = pos / pos.max()
-        else:
-            span = m.max() - m.min()
-            out[i] = (m - m.min()) / span if span > 0 else 0.0
+        if not np.isfinite(m).all():
+            out[i] = m
+            continue
+        top = m.max()
+        out[i] = np.clip(m, 0, None) / top if top > 0 else 0.0
     return out
+
+
+EVIDENCE_NOTES = {
+    "none": "no positive evidence for the target class",
+    "invalid": "no map: the method returned NaN or infinite values",
+}
+
+
+def heatmap_evidence(heatmap: np.ndarray) -> str:
+    """"positive" for a usable map, "none" when nothing in it supports the target, "invalid" for NaN/inf."""
+    heatmap = np.asarray(heatmap)
+    if not np.isfinite(heatmap).all():
+        return "invalid"
+    return "positive" if heatmap.size and heatmap.max() > 0 else "none"
 
 
 def class_probabilities(loaded: LoadedModel, images: np.ndarray, batch_size: int = 64,

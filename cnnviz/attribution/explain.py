@@ -14,7 +14,7 @@ from .. import cache
 from ..errors import CnnvizError, UnknownNameError, WeightsUnavailableError
 from ..models.build import LoadedModel, model_identity
 from ..models.inference import Prediction, top_k
-from .base import Attributor, MethodConfig, Progress, class_probabilities
+from .base import EVIDENCE_NOTES, Attributor, MethodConfig, Progress, class_probabilities, heatmap_evidence
 from .faithfulness import Faithfulness, FaithfulnessConfig, faithfulness
 from .gradients import (
     CamConfig,
@@ -31,7 +31,7 @@ from .lime_explainer import Lime, LimeConfig
 from .occlusion import Occlusion, OcclusionConfig
 from .shap_explainer import Shap, ShapConfig
 
-ATTRIBUTION_VERSION = 1  # bump when a method's output changes: old results become misses
+ATTRIBUTION_VERSION = 2  # bump when a method's output changes: old results become misses (2: evidence, no min-max)
 
 METHODS: dict[str, tuple[type[Attributor], type[MethodConfig]]] = {
     "saliency": (VanillaSaliency, SaliencyConfig),
@@ -90,14 +90,27 @@ class Attribution:
     params: dict
     target: Prediction
     seconds: float  # the method alone, measured on first computation (cache hits keep it)
-    heatmap: np.ndarray  # (H, W) float32 in [0, 1] at the model's input size
-    faithfulness: Faithfulness
+    heatmap: np.ndarray  # (H, W) float32 in [0, 1] at the model's input size; all zero unless evidence is positive
+    faithfulness: Faithfulness  # AUCs are None (not scored) unless evidence is positive
     faithfulness_steps: int
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    evidence: str = "positive"  # "positive" | "none" (nothing supports the target) | "invalid" (NaN/inf map)
+
+    @property
+    def scored(self) -> bool:
+        return self.evidence == "positive"
+
+    def faithfulness_text(self, markdown: bool = False) -> str:
+        """"deletion AUC … · insertion AUC …", or why there is no map to score."""
+        if not self.scored:
+            return EVIDENCE_NOTES[self.evidence]
+        f, b = self.faithfulness, "**" if markdown else ""
+        return f"deletion AUC {b}{f.deletion_auc:.3f}{b} ↓ · insertion AUC {b}{f.insertion_auc:.3f}{b} ↑"
 
     def to_dict(self) -> dict:
         return {"model": self.model, "method": self.method, "params": self.params, "target": self.target.to_dict(),
-                "seconds": round(self.seconds, 3), "deletion_auc": self.faithfulness.deletion_auc,
+                "seconds": round(self.seconds, 3), "evidence": self.evidence,
+                "evidence_note": EVIDENCE_NOTES.get(self.evidence), "deletion_auc": self.faithfulness.deletion_auc,
                 "insertion_auc": self.faithfulness.insertion_auc, "faithfulness_steps": self.faithfulness_steps,
                 "heatmap_shape": list(self.heatmap.shape)}
 
@@ -139,20 +152,29 @@ def explain(loaded: LoadedModel, image: np.ndarray, method: str, target: int | N
         extras = {k.removeprefix("extra_"): v for k, v in arrays.items() if k.startswith("extra_")}
         faith_result = Faithfulness(meta["deletion_auc"], meta["insertion_auc"], arrays["deletion"], arrays["insertion"])
         return Attribution(loaded.spec.name, config.method, params_out, prediction, meta["seconds"], arrays["heatmap"],
-                           faith_result, faith.steps, extras)
+                           faith_result, faith.steps, extras, meta["evidence"])
     slow_share = 0.8 if attributor.slow else 0.3
     started = time.perf_counter()
     maps, extras = attributor.with_extras(image[None], [target], _staged(progress, 0.0, slow_share))
     seconds = time.perf_counter() - started
     heatmap = maps[0].astype(np.float32)
-    faith_result = faithfulness(loaded, image, heatmap, target, faith, _staged(progress, slow_share, 1.0))
+    evidence = heatmap_evidence(heatmap)
+    if evidence == "positive":
+        faith_result = faithfulness(loaded, image, heatmap, target, faith, _staged(progress, slow_share, 1.0))
+    else:  # nothing to rank pixels by: a deletion/insertion score would only measure raster order
+        heatmap = np.zeros_like(heatmap)
+        empty = np.zeros(0, np.float32)
+        faith_result = Faithfulness(None, None, empty, empty)
+        if progress:
+            progress(1000, 1000)
     arrays = {"heatmap": heatmap, "deletion": faith_result.deletion_curve, "insertion": faith_result.insertion_curve,
               **{f"extra_{k}": v[0] for k, v in extras.items()}}
-    cache.save_arrays("attribution", key, arrays, {"seconds": seconds, "deletion_auc": faith_result.deletion_auc,
+    cache.save_arrays("attribution", key, arrays, {"seconds": seconds, "evidence": evidence,
+                                                    "deletion_auc": faith_result.deletion_auc,
                                                     "insertion_auc": faith_result.insertion_auc, "method": config.method,
                                                     "model": loaded.spec.name, "target": target})
     return Attribution(loaded.spec.name, config.method, params_out, prediction, seconds, heatmap, faith_result,
-                       faith.steps, {k: v[0] for k, v in extras.items()})
+                       faith.steps, {k: v[0] for k, v in extras.items()}, evidence)
 
 
 def _label(class_id: int) -> str:

@@ -33,8 +33,8 @@ class FaithfulnessConfig:
 
 @dataclass(frozen=True)
 class Faithfulness:
-    deletion_auc: float
-    insertion_auc: float
+    deletion_auc: float | None  # None: not scored (a map with no positive evidence)
+    insertion_auc: float | None
     deletion_curve: np.ndarray  # (steps + 1,) target probability
     insertion_curve: np.ndarray
 
@@ -49,7 +49,7 @@ def blurred(image: np.ndarray) -> np.ndarray:
 def auc(curve: np.ndarray) -> float:
     """Area under a curve sampled evenly over [0, 1] (trapezoid rule)."""
     curve = np.asarray(curve, np.float64)
-    return float((curve.sum() - curve[0] / 2 - curve[-1] / 2) / (len(curve) - 1))
+    return float(np.trapezoid(curve, dx=1.0 / (len(curve) - 1)))
 
 
 def _sequence(start: np.ndarray, finish: np.ndarray, order: np.ndarray, steps: int) -> np.ndarray:

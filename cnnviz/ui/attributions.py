@@ -18,7 +18,7 @@ from ..attribution import METHODS, Attribution, FaithfulnessConfig, explain, pre
 from ..data.images import load_for_model
 from ..models.inference import Prediction
 from .cached import model
-from .jobs import BackgroundJob
+from .jobs import BackgroundJob, submit
 
 Params = tuple[tuple[str, object], ...]  # hashable method settings
 
@@ -61,11 +61,12 @@ def fast_attribution(_image: bytes, key: str, model_name: str, method: str, targ
 @st.cache_resource(show_spinner=False, max_entries=64)
 def slow_attribution_job(_image: bytes, key: str, model_name: str, method: str, target: int | None, params: Params,
                          steps: int, baseline: str) -> BackgroundJob:
-    """LIME/SHAP in a thread shared by all sessions; the result is ``job.result`` (and on disk)."""
+    """LIME/SHAP on the shared job pool (merged with an identical queued or running job); the result is
+    ``job.result`` (and on disk)."""
     faith = FaithfulnessConfig(steps, baseline)
     model(model_name)  # build in this script run, not in the thread
-    return BackgroundJob(f"{method}-{model_name}", lambda progress: _explain(
-        _image, key, model_name, method, target, params, faith, progress))
+    return submit(("attribution", key, model_name, method, target, params, steps, baseline), f"{method}-{model_name}",
+                  lambda progress: _explain(_image, key, model_name, method, target, params, faith, progress))
 
 
 def curves_frame(results: dict[str, Attribution]):
@@ -75,6 +76,8 @@ def curves_frame(results: dict[str, Attribution]):
     rows = []
     for name, a in results.items():
         f = a.faithfulness
+        if not a.scored:
+            continue
         steps = len(f.deletion_curve) - 1
         for kind, curve in (("deletion", f.deletion_curve), ("insertion", f.insertion_curve)):
             rows += [{"overlay": name, "curve": kind, "fraction of pixels": k / steps, "probability": float(p)}
@@ -125,7 +128,6 @@ def grid_download(results: dict[tuple[str, str], Attribution], pixels: dict[str,
     rows: dict[str, list] = {}
     for (m, method), a in results.items():
         shown = a.extras["boundaries"] if method == "lime" and lime_view == "boundaries" else blend(pixels[m], a.heatmap, alpha, cmap)
-        f = a.faithfulness
         rows.setdefault(m, []).append((f"{m} · {method}\n{a.target.label[:24]} {a.target.probability:.2f} · {a.seconds:.1f} s\n"
-                                       f"del {f.deletion_auc:.3f} ins {f.insertion_auc:.3f}", shown))
+                                       f"{a.faithfulness_text()}", shown))
     return grid_png(list(rows.values()))
