@@ -304,7 +304,7 @@ def attribute(image: str | Path | bytes, model: str, methods: str | Sequence[str
         results.append(explain(loaded, pixels, name, target, params, faith, step))
     if out is not None:
         cells = [[(f"{a.method}: {a.target.label[:22]} {a.target.probability:.2f}\n"
-                   f"del {a.faithfulness.deletion_auc:.3f} ins {a.faithfulness.insertion_auc:.3f} · {a.seconds:.1f} s",
+                   f"{a.faithfulness_text()} · {a.seconds:.1f} s",
                    blend(pixels, a.heatmap)) for a in results]]
         Path(out).write_bytes(grid_png(cells))
     return {"model": model, "image": image_name or (str(image) if not isinstance(image, bytes) else "uploaded image"),
