@@ -11,10 +11,11 @@ import streamlit as st
 
 from cnnviz.data import DEFAULT_DATASET, list_datasets
 from cnnviz.models import DEFAULT_MODEL
-from cnnviz.ui import sidebar, state
+from cnnviz.ui import auth, sidebar, state
 
 started = time.perf_counter()
 st.set_page_config(page_title="cnnviz", page_icon="🔎", layout="wide")
+auth.require_login()  # only when [auth] is in secrets.toml: anonymous visitors get a login button, nothing else
 state.init_defaults(DEFAULT_DATASET, DEFAULT_MODEL)
 sidebar.dataset_and_model(list_datasets())
 

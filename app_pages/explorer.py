@@ -26,7 +26,7 @@ def job_progress() -> None:
     if job.error:
         st.error(f"Feature visualisation failed: {job.error}")
     elif not job.finished:
-        st.progress(job.done / max(job.total, 1), text=f"Optimising channel images in the background: {job.done}/{job.total} "
+        st.progress(job.fraction, text=f"Optimising channel images in the background: {job.status()} "
                     "(shared by all users, cached on disk; the page fills in as they finish)")
     elif st.session_state.get("explorer.shown_done") != (model_name, layer, steps):
         st.session_state["explorer.shown_done"] = (model_name, layer, steps)

@@ -159,8 +159,8 @@ class FaissIndex:
                 raise ValueError("size does not match the sidecar")
             return cls(_faiss().read_index(str(path)), IndexInfo(**meta))
         except (OSError, ValueError, TypeError, KeyError, RuntimeError):  # unreadable: rebuild, never trust
-            path.unlink(missing_ok=True)
-            side.unlink(missing_ok=True)
+            cache.safe_remove(path)
+            cache.safe_remove(side)
             return None
 
 

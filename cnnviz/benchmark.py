@@ -262,7 +262,7 @@ def cached_result(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except ValueError:
-        path.unlink(missing_ok=True)
+        cache.safe_remove(path)
         return None
 
 

@@ -226,10 +226,16 @@ def cmd_cache(args) -> None:
     from .cache import cache_info, clear_cache
 
     if args.action == "clear":
-        clear_cache(args.kind)
+        removed = clear_cache(args.kind)  # --kind is checked against the known kinds before any delete
+        _emit(args, {"removed": removed}, lambda d: "removed:\n" + _table(d["removed"], ("path", "files", "bytes"))
+              if d["removed"] else "nothing to remove")
+        return
     info = cache_info()
     rows = [{"kind": k, **v} for k, v in info["kinds"].items()]
-    _emit(args, info, lambda d: f"cache at {d['root']}\n" + _table(rows, ("kind", "files", "bytes")))
+    quota = "no quota (set CNNVIZ_CACHE_MAX_GB)" if info["max_bytes"] is None else \
+        f"{info['used_fraction']:.0%} of the {info['max_bytes'] / 1e9:g} GB quota (CNNVIZ_CACHE_MAX_GB)"
+    _emit(args, info, lambda d: f"cache at {d['root']}: {d['total_bytes'] / 1e9:.3f} GB used, {quota}\n"
+          + _table(rows, ("kind", "files", "bytes", "evictable")))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -345,7 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cache", help="show or clear the artifact cache")
     p.add_argument("action", choices=("info", "clear"))
-    p.add_argument("--kind", help="only this artifact kind (features, weights, datasets)")
+    from .cache import KNOWN_KINDS
+
+    p.add_argument("--kind", help=f"only this artifact kind, one of: {', '.join(KNOWN_KINDS)}")
     _add_json(p)
     p.set_defaults(func=cmd_cache)
     return parser

@@ -117,6 +117,31 @@ RED, BLUE = _png_bytes(_img("RGB", (40, 40), (230, 20, 20))), _png_bytes(_img("R
 GREEN = _png_bytes(_img("RGB", (40, 40), (20, 200, 20)))
 
 
+def _encrypted_zip(path: Path) -> Path:
+    """A zip whose entry has the 'encrypted' flag (bit 0) set in both headers, as a password-protected one does
+    (the stdlib cannot write real ZipCrypto; readers decide from this flag)."""
+    _zip(path, {"cats/a.png": RED, "cats/b.png": BLUE})
+    data = bytearray(path.read_bytes())
+    for sig, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = 0
+        while (i := data.find(sig, start)) >= 0:
+            data[i + flag_at] |= 0x1
+            start = i + 4
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _duplicate_zip(path: Path) -> Path:
+    import warnings
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "w") as z:
+        warnings.simplefilter("ignore")  # "Duplicate name": exactly the case under test
+        for data in (RED, BLUE):
+            z.writestr("cats/a.png", data)
+    return path
+
+
 def _symlinked(path: Path) -> Path:
     _folder(path, {"cats/a.png": RED, "cats/b.png": BLUE})
     outside = _bytes(path.parent / f"{path.name}-secret.png", GREEN)
@@ -167,6 +192,10 @@ CASES: list[Case] = [
     Case("zip_absolute_path", "zip", "error", "refused", lambda d: _zip(d / "abs.zip", {"cats/a.png": RED, "/etc/evil.png": RED})),
     Case("zip_bomb", "zip", "error", "zip bomb", lambda d: _zip(d / "bomb.zip", {"cats/a.png": RED, "cats/big.png": b"\0" * 50_000_000}, deflate=True)),
     Case("zip_not_a_zip", "zip", "error", "not a readable zip", lambda d: _bytes(d / "fake.zip", b"PK\x03\x04garbage")),
+    Case("zip_file_and_folder_same_name", "zip", "error", "is both a file and a folder",
+         lambda d: _zip(d / "clash.zip", {"cats/a.png": RED, "cats/a.png/b.png": BLUE})),
+    Case("zip_duplicate_names", "zip", "error", "appears twice", lambda d: _duplicate_zip(d / "dup.zip")),
+    Case("zip_encrypted", "zip", "error", "is encrypted", lambda d: _encrypted_zip(d / "locked.zip")),
 ]
 
 

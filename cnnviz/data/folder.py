@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from .. import cache
 from ..cache import file_digest
 from ..errors import DatasetError
 from .images import is_image_name, max_file_bytes
@@ -121,13 +124,33 @@ def _check_zip_member(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
+def _check_zip_names(members: list[zipfile.ZipInfo]) -> str | None:
+    """Why the member names cannot all be extracted side by side (a duplicate, a file named like a folder)."""
+    files: set[PurePosixPath] = set()
+    folders: set[PurePosixPath] = set()
+    for m in members:
+        path = PurePosixPath(m.filename.replace("\\", "/"))
+        if m.is_dir():
+            folders.add(path)
+        elif path in files:
+            return f"entry {m.filename!r} appears twice"
+        else:
+            files.add(path)
+        folders.update(p for p in path.parents if p != PurePosixPath("."))
+    clash = sorted(files & folders)
+    return f"{str(clash[0])!r} is both a file and a folder" if clash else None
+
+
 def extract_zip(archive: str | Path, dest_root: Path) -> Path:
     """Safely unpack the images of an ImageFolder zip; returns the dataset folder.
 
     Refuses archives with entries that escape the folder, absolute paths,
-    links, too many files or a suspicious expansion ratio; only image files are
-    written. Extraction goes to a temp folder renamed into place, keyed by the
-    archive's sha256, so a second call reuses it.
+    links, encrypted entries, clashing names (a duplicate, a file and a folder of
+    the same name), too many files or a suspicious expansion ratio, all before
+    anything is written; only image files are written. Extraction goes to a
+    unique temp folder (one per call, so concurrent uploads never share one)
+    renamed into place, keyed by the archive's sha256, so a second call reuses it.
+    A full disk or cache quota mid-extraction leaves nothing behind.
     """
     archive = Path(archive)
     if archive.stat().st_size > max_file_bytes():
@@ -155,11 +178,17 @@ def extract_zip(archive: str | Path, dest_root: Path) -> Path:
             reason = _check_zip_member(m)
             if reason:
                 raise DatasetError(f"{archive.name}: entry {m.filename!r} refused ({reason}); nothing was extracted")
+            if m.flag_bits & 0x1:
+                raise DatasetError(f"{archive.name}: entry {m.filename!r} is encrypted (password-protected zips are "
+                                   "not supported); nothing was extracted")
+        if clash := _check_zip_names(members):
+            raise DatasetError(f"{archive.name}: names clash ({clash}); nothing was extracted")
         images = [m for m in members if not m.is_dir() and is_image_name(m.filename)]
         if not images:
             raise DatasetError(f"{archive.name}: contains no image files")
         dest_root.mkdir(parents=True, exist_ok=True)
-        tmp = dest_root / f".tmp-{digest[:24]}-{os.getpid()}"
+        cache.evict(sum(m.file_size for m in images))  # the quota makes room first, or refuses with a clear message
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{digest[:24]}-", dir=dest_root))
         try:
             for m in images:
                 target = tmp / PurePosixPath(m.filename.replace("\\", "/"))
@@ -171,15 +200,32 @@ def extract_zip(archive: str | Path, dest_root: Path) -> Path:
                         if remaining < 0:
                             raise DatasetError(f"{archive.name}: entry {m.filename!r} is larger than declared")
                         dst.write(chunk)
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                if not final.is_dir():  # else another upload of the same archive finished first: use it
+                    raise
         except zipfile.BadZipFile as exc:
             raise DatasetError(f"{archive.name}: corrupt archive ({exc})") from None
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+                raise DatasetError(f"{archive.name}: the disk is full ({exc.strerror}); nothing was kept") from None
+            raise
         finally:
             if tmp.exists():
-                import shutil
-
-                shutil.rmtree(tmp, ignore_errors=True)
+                _remove_tmp(tmp)
     return _single_top_folder(final)
+
+
+def _remove_tmp(tmp: Path) -> None:
+    """Our own temp folder: through the cache's guarded delete when it lies in the cache (it always does
+    from the dashboard); a caller-chosen destination elsewhere is cleaned directly."""
+    if tmp.resolve().is_relative_to(cache.cache_root()):
+        cache.safe_remove(tmp.resolve())
+    else:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _single_top_folder(folder: Path) -> Path:

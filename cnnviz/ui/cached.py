@@ -131,10 +131,10 @@ def thumbnail_uris(dataset_ref: str, indices: tuple[int, ...], size: int = 64) -
 def featureviz_job(model_name: str, layer: str, channels: tuple[int, ...], steps: int):
     """One background job per (model, layer, channels, steps), shared by every session."""
     from ..featureviz import ActMaxConfig, maximize_channels
-    from .jobs import BackgroundJob
+    from .jobs import submit
 
     loaded = model(model_name)
-    return BackgroundJob(f"featureviz-{layer}", lambda progress: maximize_channels(
+    return submit(("featureviz", model_name, layer, channels, steps), f"featureviz-{layer}", lambda progress: maximize_channels(
         loaded, layer, channels, ActMaxConfig(steps=steps), progress=progress))
 
 

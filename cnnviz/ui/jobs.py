@@ -1,44 +1,72 @@
-"""Background jobs shared by all sessions (held in st.cache_resource).
+"""Background jobs shared by all sessions, on one bounded pool.
 
-A job runs one library call in a thread, with the call's progress readable
-from any session; its results land in the disk cache, so pages just read the
-cache again once the job has finished.
+Every slow job (LIME, SHAP, feature visualisation) runs on a single
+:class:`concurrent.futures.ThreadPoolExecutor` of ``CNNVIZ_MAX_JOBS`` workers
+(default 2), so a crowd of visitors queues work instead of starting a thread
+each. Jobs submitted with the same key while one is queued or running are
+merged (the caller gets the existing job). A job's progress, its place in the
+queue and its error (kept, never lost) are readable from any session; results
+land in the disk cache, so pages just read the cache again once it finished.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+MAX_JOBS_ENV = "CNNVIZ_MAX_JOBS"
+DEFAULT_MAX_JOBS = 2
+
+
+def max_jobs() -> int:
+    """Workers of the shared pool: ``CNNVIZ_MAX_JOBS`` (at least 1), default 2."""
+    raw = os.environ.get(MAX_JOBS_ENV, "").strip()
+    try:
+        return max(1, int(raw)) if raw else DEFAULT_MAX_JOBS
+    except ValueError:
+        log.warning("%s=%r is not a whole number; using %d", MAX_JOBS_ENV, raw, DEFAULT_MAX_JOBS)
+        return DEFAULT_MAX_JOBS
 
 
 class BackgroundJob:
-    """Runs ``work(progress)`` in a daemon thread; errors are kept for the page to show, never lost."""
+    """One unit of work on a :class:`JobPool`: ``work(progress)``; its error is kept for the page to show.
 
-    def __init__(self, name: str, work: Callable[[Progress], object]):
+    ``BackgroundJob(name, work)`` submits to the shared pool without merging (kept for old callers);
+    :func:`submit` with a key merges identical jobs.
+    """
+
+    def __init__(self, name: str, work: Callable[[Progress], object], *, key: Hashable | None = None,
+                 pool: JobPool | None = None, _submit: bool = True):
         self.name = name
+        self.key = key
         self.done, self.total = 0, 1
         self.error: str | None = None
         self.result: object = None
+        self.started = False
         self._work = work
         self._finished = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._pool = pool or shared_pool()
+        if _submit:
+            self._pool._enqueue(self)
 
     def _progress(self, done: int, total: int) -> None:
         self.done, self.total = done, total
 
     def _run(self) -> None:
+        self._pool._started(self)
         try:
             self.result = self._work(self._progress)
         except Exception as exc:
             log.exception("background job %s failed", self.name)
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
+            self._pool._ended(self)
             self._finished.set()
 
     @property
@@ -49,5 +77,91 @@ class BackgroundJob:
     def fraction(self) -> float:
         return min(self.done / max(self.total, 1), 1.0)
 
+    @property
+    def position(self) -> int | None:
+        """Jobs ahead of this one in the queue (0 = next to start); None once it runs or has finished."""
+        return self._pool.position(self)
+
+    def status(self) -> str:
+        """One line for a page: queued (with its place), running (with progress), failed or done."""
+        if self.error:
+            return f"failed: {self.error}"
+        if self.finished:
+            return "done"
+        pos = self.position
+        if pos is not None:
+            ahead = "next in line" if pos == 0 else f"{pos} job{'s' if pos > 1 else ''} ahead"
+            return f"queued, {ahead} ({self._pool.workers} run at a time on this server)"
+        return f"running: {self.done}/{self.total}"
+
     def wait(self, timeout: float | None = None) -> bool:
         return self._finished.wait(timeout)
+
+
+class JobPool:
+    """A bounded pool with a FIFO queue, key-merged jobs and queue positions."""
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or max_jobs()
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="cnnviz-job")
+        self._lock = threading.Lock()
+        self._queued: list[BackgroundJob] = []  # submitted, not started, in order
+        self._active: dict[Hashable, BackgroundJob] = {}  # key -> queued or running job
+
+    def submit(self, key: Hashable, name: str, work: Callable[[Progress], object]) -> BackgroundJob:
+        """The queued or running job with this key, or a new one (a finished or failed job is not reused)."""
+        with self._lock:
+            job = self._active.get(key)
+            if job is not None:
+                return job
+            job = BackgroundJob(name, work, key=key, pool=self, _submit=False)
+            self._active[key] = job
+            self._queued.append(job)
+        self._executor.submit(job._run)
+        return job
+
+    def _enqueue(self, job: BackgroundJob) -> None:
+        with self._lock:
+            self._queued.append(job)
+        self._executor.submit(job._run)
+
+    def _started(self, job: BackgroundJob) -> None:
+        with self._lock:
+            job.started = True
+            if job in self._queued:
+                self._queued.remove(job)
+
+    def _ended(self, job: BackgroundJob) -> None:
+        with self._lock:
+            if job.key is not None and self._active.get(job.key) is job:
+                del self._active[job.key]  # a later submit with this key runs again (a retry after a failure)
+
+    def position(self, job: BackgroundJob) -> int | None:
+        with self._lock:
+            return self._queued.index(job) if job in self._queued else None
+
+    @property
+    def queued(self) -> int:
+        with self._lock:
+            return len(self._queued)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._executor.shutdown(wait=wait, cancel_futures=True)
+
+
+_SHARED: JobPool | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_pool() -> JobPool:
+    """The process-wide pool (``CNNVIZ_MAX_JOBS`` workers), created on first use."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = JobPool()
+        return _SHARED
+
+
+def submit(key: Hashable, name: str, work: Callable[[Progress], object]) -> BackgroundJob:
+    """Run ``work(progress)`` on the shared pool, merged with a queued or running job of the same key."""
+    return shared_pool().submit(key, name, work)
