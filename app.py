@@ -17,6 +17,7 @@ started = time.perf_counter()
 st.set_page_config(page_title="cnnviz", page_icon="🔎", layout="wide")
 auth.require_login()  # only when [auth] is in secrets.toml: anonymous visitors get a login button, nothing else
 state.init_defaults(DEFAULT_DATASET, DEFAULT_MODEL)
+state.restore_from_url(list_datasets())  # a link's ?dataset=…&model=…&query=… (once per session, checked)
 sidebar.dataset_and_model(list_datasets())
 
 # Material icons ship with Streamlit; emoji need a system emoji font (absent on many servers: boxes).
@@ -28,5 +29,7 @@ pages = [
     st.Page("app_pages/attribution.py", title="Attribution", icon=":material/local_fire_department:"),
     st.Page("app_pages/benchmark.py", title="Benchmark", icon=":material/speed:"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+state.write_url(page.url_path)  # the address reproduces this view
+page.run()
 state.record_run_time(time.perf_counter() - started)

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from cnnviz.benchmark import COLUMNS, TIMING_COLUMNS, advice, find_cached_benchmark, pareto_front, run_benchmark
+from cnnviz.benchmark import COLUMNS, TIMING_COLUMNS, advice, find_cached_benchmark, latest_cached_benchmark, pareto_front, run_benchmark
 from cnnviz.errors import CnnvizError
 from cnnviz.models import MODELS
 from cnnviz.ui import cached, charts, state
@@ -44,18 +44,29 @@ dataset = ds if ds.labelled else None
 result = find_cached_benchmark(models, dataset)
 c1, c2 = st.columns([1, 3])
 run = c1.button("Run benchmark" if result is None else "Re-run", type="primary")
+latest_note = None
 if result is None and not run:
-    c2.info(f"Not measured yet for these {len(models)} models on this machine. On 2 CPU cores all 13 take about 5 minutes.")
-    st.stop()
+    # First visit: show the newest measurement there is (this machine's, else the shipped one) rather than nothing.
+    result, where = latest_cached_benchmark(), "this machine's cache"
+    if result is None and cached.reference_benchmarks():
+        result, where = cached.reference_benchmarks()[0], "shipped with cnnviz (benchmarks/results), measured elsewhere"
+    if result is None:
+        c2.info(f"Not measured yet for these {len(models)} models on this machine. On 2 CPU cores all 13 take about 5 minutes.")
+        st.stop()
+    latest_note = (f"These {len(models)} models are not measured on this machine yet: showing the latest measurement "
+                   f"({where}). **Run benchmark** measures them here (on 2 CPU cores all 13 take about 5 minutes).")
 if run:
     bar = st.progress(0.0, text="Benchmarking…")
     result = run_benchmark(models, dataset, use_cache=False,
                            progress=lambda i, n, name: bar.progress(i / n, text=f"Benchmarking {name} ({i + 1}/{n})" if i < n else "Done"))
     bar.empty()
+if latest_note:
+    c2.info(latest_note, icon=":material/history:")
 c2.caption(f"Measured {result['date']} on **{result['device']}** · dataset {result['dataset'] or '— (speed only: unlabelled)'} · "
            + ", ".join(f"{k} {v}" for k, v in result["versions"].items()))
 
-df = pd.DataFrame(result["rows"])[list(COLUMNS)]
+rows = [r for r in result["rows"] if r["model"] in models] or result["rows"]  # a latest result may cover other models
+df = pd.DataFrame(rows).reindex(columns=list(COLUMNS))
 a, b = st.columns(2)
 x = a.selectbox("x axis", list(X_AXES), format_func=lambda k: X_AXES[k][0], key="bench.x")
 y = b.selectbox("y axis", list(Y_AXES), format_func=Y_AXES.get, key="bench.y")

@@ -6,6 +6,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.scoring import DEFAULT_K
 from cnnviz.search import METRICS
 from cnnviz.ui import cached, charts, state, widgets
+from cnnviz.ui.gallery import image_gallery
 from cnnviz.ui.sidebar import semantic_models
 from cnnviz.workflows import search_features
 
@@ -30,7 +31,7 @@ query = st.session_state[state.QUERY]
 if query not in ds.ids:
     st.info("Pick a query image: the same image is searched with every model.")
     with st.expander("Dataset images", expanded=True):
-        widgets.clickable_grid(ds, key="compare", columns=10, thumb=72)
+        image_gallery(ds, ref, key="compare")
     st.stop()
 
 st.subheader(f"Query {query}")

@@ -5,6 +5,7 @@ import streamlit as st
 from cnnviz.errors import CnnvizError
 from cnnviz.scoring import DEFAULT_K
 from cnnviz.ui import cached, state, widgets
+from cnnviz.ui.gallery import image_gallery
 from cnnviz.workflows import search_features
 
 st.title("cnnviz — semantic image search")
@@ -34,4 +35,4 @@ if query in ds.ids:
     st.divider()
 
 st.subheader(f"{ds.name}: {len(ds.items)} images, {len(ds.classes)} classes — click one")
-widgets.clickable_grid(ds, key="home")
+image_gallery(ds, ref, key="home")

@@ -9,6 +9,7 @@ from cnnviz.projection import FIT_MAX, points_to_draw, umap_metric, umap_ready
 from cnnviz.scoring import DEFAULT_K
 from cnnviz.search import METRICS
 from cnnviz.ui import cached, charts, state, widgets
+from cnnviz.ui.gallery import image_gallery
 from cnnviz.workflows import search_features
 
 st.title("Search — every layer, every metric")
@@ -41,8 +42,8 @@ with st.expander("Choose the query: click a dataset image or upload one", expand
     if upload is not None and (st.session_state[state.UPLOAD] or ("", b""))[0] != upload.name:
         st.session_state[state.UPLOAD] = (upload.name, upload.getvalue())
         st.session_state[state.QUERY] = None
-    st.caption("Select a row to make that image the query (or click a point on the map below).")
-    widgets.picker_table(ds, ref, key="search.picker")
+    st.caption("…or click an image (or a point on the map below).")
+    image_gallery(ds, ref, key="search.picker")
 
 query, uploaded = st.session_state[state.QUERY], st.session_state[state.UPLOAD]
 index = cached.search_index(model_name, ref, layer, metric, p, pooling)

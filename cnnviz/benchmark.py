@@ -307,3 +307,10 @@ def advice(rows: Sequence[dict], accuracy: str = "knn_accuracy", latency: str = 
                      f"{fastest_near[latency]:.1f} ms, {best[latency] / fastest_near[latency]:.1f}× faster).")
     lines.append(f"Fastest overall: **{fastest['model']}** ({fastest[latency]:.1f} ms at batch 1).")
     return lines
+
+
+def latest_cached_benchmark() -> dict | None:
+    """The newest benchmark result stored in this machine's cache (any models, any dataset), or None."""
+    found = [r for p in cache.entry_dir("benchmarks").glob("*.json")
+             if (r := cached_result(p)) is not None and isinstance(r, dict) and {"date", "rows", "device"} <= set(r)]
+    return max(found, key=lambda r: r["date"], default=None)

@@ -94,6 +94,8 @@ def cmd_models(args) -> None:
 
 
 def cmd_datasets(args) -> None:
+    if args.action == "export":
+        return _export_dataset(args)
     from .workflows import describe_datasets
 
     rows = describe_datasets()
@@ -102,6 +104,16 @@ def cmd_datasets(args) -> None:
         return
     data = [{k: r[k] for k in ("name", "n_images", "n_classes", "source")} for r in rows]
     _emit(args, data, lambda d: _table(d, ("name", "n_images", "n_classes", "source")))
+
+
+def _export_dataset(args) -> None:
+    from .data.export import export_dataset
+    from .errors import CnnvizError
+
+    if not args.name or not args.out:
+        raise CnnvizError("usage: datasets export NAME --out DIR [--split test|train|all]")
+    data = export_dataset(args.name, args.out, args.split, _progress("export"))
+    _emit(args, data, lambda d: f"{d['dataset']} ({d['split']}): {d['n_images']} images in {d['n_classes']} classes written to {d['out']}")
 
 
 def cmd_predict(args) -> None:
@@ -253,7 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("datasets", help="list the sample datasets")
+    p = sub.add_parser("datasets", help="list the sample datasets, or export a packaged one as an image folder")
+    p.add_argument("action", nargs="?", choices=("list", "export"), default="list")
+    p.add_argument("name", nargs="?", help="export: fashion-mnist (from Debian's dataset-fashion-mnist)")
+    p.add_argument("--split", choices=("test", "train", "all"), default="test", help="export: which split (default test)")
+    p.add_argument("--out", help="export: a new folder to write <class>/<split>_<index>.png into")
     p.add_argument("--names-only", action="store_true")
     _add_json(p)
     p.set_defaults(func=cmd_datasets)

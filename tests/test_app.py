@@ -17,10 +17,16 @@ def new_app() -> AppTest:
 
 
 def click_first(at: AppTest, prefix: str) -> str:
-    button = next(b for b in at.button if b.key and b.key.startswith(prefix))
-    button.click().run()
+    """What a click on the gallery's first image of a class does (AppTest cannot click inside the sheet
+    component; tests/test_browser.py clicks it in a real browser)."""
+    cls = prefix.split("_", 1)[1].rstrip("/")
+    from cnnviz.ui import cached
+
+    query = next(i for i in cached.dataset(at.session_state["cnnviz.dataset"]).ids if i.startswith(cls + "/"))
+    at.session_state["cnnviz.query"] = query
+    at.run()
     assert not at.exception
-    return button.key.split("_", 1)[1]
+    return query
 
 
 def metric_value(at: AppTest, label: str) -> str:
@@ -33,7 +39,7 @@ def test_home_click_shows_results_and_score():
     query = click_first(at, "home_birds/")
     assert any(query in s.value for s in at.subheader)
     assert 0 <= float(metric_value(at, "Search score").split()[0]) <= 100
-    assert at.button(key="home_" + query)  # grid still there
+    assert any("Click an image" in c.value for c in at.caption)  # the gallery is still there
     next(b for b in at.button if b.label == "Clear query").click().run()
     assert not [m for m in at.metric if m.label == "Search score"]
 
@@ -330,3 +336,97 @@ def test_attribution_page_upload(photos):
     at.file_uploader(key="attr.upload").set_value(("notes.png", b"this is text", "image/png")).run()
     assert not at.exception
     assert any("not an image file" in e.value for e in at.error)
+
+
+def _gallery_caption(at: AppTest) -> str:
+    return next(c.value for c in at.caption if c.value.startswith("Images "))
+
+
+def test_home_gallery_pages_and_filters():
+    at = new_app()
+    assert _gallery_caption(at).startswith("Images 1–60 of 185.")
+    at.button(key="home.next").click().run()
+    assert not at.exception and _gallery_caption(at).startswith("Images 61–120 of 185.")
+    assert at.number_input(key="home.page").value == 2
+    at.number_input(key="home.page").set_value(4).run()
+    assert _gallery_caption(at).startswith("Images 181–185 of 185.")
+    assert at.button(key="home.next").disabled
+    at.button(key="home.random").click().run()
+    assert at.number_input(key="home.page").value in (1, 2, 3)  # another page
+    at.selectbox(key="home.class").set_value("fruit").run()  # a filter goes back to page 1
+    assert at.number_input(key="home.page").value == 1
+    assert _gallery_caption(at).startswith("Images 1–20 of 20 matching (dataset: 185).")
+    at.text_input(key="home.name").set_value("APPLE").run()
+    assert "matching" in _gallery_caption(at) and not at.exception
+    at.text_input(key="home.name").set_value("no-such-file").run()
+    assert any("No image matches" in i.value for i in at.info)
+    at.text_input(key="home.name").set_value("").run()
+    at.button_group(key="home.view").set_value("list").run()  # the list view: one table of this page
+    assert not at.exception and len(at.dataframe) == 1 and len(at.dataframe[0].value) == 20
+
+
+def test_gallery_page_is_clamped_when_the_dataset_shrinks():
+    at = new_app()
+    at.number_input(key="home.page").set_value(4).run()
+    at.selectbox(key="cnnviz.dataset").set_value("fashion").run()  # 200 images: 4 pages still exist
+    assert _gallery_caption(at).startswith("Images 181–200 of 200.")
+    at.selectbox(key="home.class").set_value("bag").run()
+    assert at.number_input(key="home.page").value == 1
+
+
+def test_link_restores_the_view_and_widgets_update_the_link():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"dataset": "fashion", "model": "mobilenet_v2_tv", "query": "bag/t10k_00030.png"})
+    at.run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="cnnviz.dataset").value == "fashion"
+    assert at.selectbox(key="cnnviz.model").value == "mobilenet_v2_tv"
+    assert any("Most similar to bag/t10k_00030.png" in s.value for s in at.subheader)
+    at.selectbox(key="cnnviz.dataset").set_value("stamps").run()
+    assert at.query_params["dataset"] == "stamps" and "query" not in at.query_params
+
+
+def test_link_to_the_search_page_sets_layer_and_metric():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"dataset": "stamps", "layer": "block5c_out", "metric": "manhattan", "query": "fruit/apple_fuji.jpg"})
+    at.run()
+    at.switch_page("app_pages/search.py").run()
+    assert not at.exception
+    assert at.selectbox(key="search.layer").value == "block5c_out"
+    assert at.selectbox(key="search.metric").value == "manhattan"
+    at.selectbox(key="search.metric").set_value("cosine").run()
+    assert at.query_params["metric"] == "cosine" and at.query_params["layer"] == "block5c_out"
+
+
+def test_link_outside_the_data_roots_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_DATA_ROOTS", str(tmp_path / "allowed"))
+    (tmp_path / "allowed").mkdir()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"dataset": "/etc", "metric": "nope", "query": "x.png"})
+    at.run()
+    assert not at.exception
+    text = " ".join(e.value for e in at.error)
+    assert "dataset '/etc'" in text and "outside the folders this server allows" in text and "metric 'nope'" in text
+    assert at.selectbox(key="cnnviz.dataset").value == "stamps" and at.session_state["cnnviz.query"] is None
+
+
+def test_link_to_a_folder_inside_the_data_roots_opens_it(tiny_folder, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_DATA_ROOTS", str(tiny_folder.parent))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"dataset": str(tiny_folder), "query": "fruit/" + sorted(p.name for p in (tiny_folder / "fruit").iterdir())[0]})
+    at.run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="cnnviz.dataset").value == str(tiny_folder.resolve())
+    assert any("Most similar to fruit/" in s.value for s in at.subheader)
+
+
+def test_benchmark_page_first_visit_shows_the_latest_measurement(monkeypatch):
+    from cnnviz import benchmark
+
+    monkeypatch.setattr(benchmark, "latest_cached_benchmark", lambda: None)  # nothing measured on this machine
+    at = new_app()
+    at.switch_page("app_pages/benchmark.py").run()
+    assert not at.exception
+    assert any("showing the latest measurement (shipped with cnnviz" in i.value for i in at.info)
+    assert any("NVIDIA H100" in c.value for c in at.caption)  # the shipped file's device
+    assert len(at.dataframe) >= 2 and any(b.label == "Run benchmark" for b in at.button)

@@ -1,8 +1,9 @@
 """Real-browser end-to-end test: Debian chromium driven by playwright.
 
 Starts `streamlit run app.py` on a free localhost port, clicks through the main
-flow (home → click an image → results and score → Compare → switch a model)
-and saves screenshots under tests/artifacts/. Skipped when /usr/bin/chromium is
+flow (home → click an image → results and score → Compare → switch a model),
+pages through a generated 3,000-image folder opened by a link, and saves
+screenshots under tests/artifacts/. Skipped when /usr/bin/chromium is
 missing unless CNNVIZ_REQUIRE_BROWSER=1 (set by .ci/run), where it fails.
 """
 
@@ -34,14 +35,51 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+BIG_CLASSES = 10
+BIG_PER_CLASS = 300
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def big_folder(tmp_path_factory) -> Path:
+    """3,000 tiny PNGs in 10 classes (a colour each, with noise), with efficientnet_lite0 features written
+    straight into the cache: clustered by class, so scores are meaningful. This test is about the dashboard at
+    scale, not the forward pass (test_features covers extraction), and 3,000 forward passes take minutes here."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnviz import cache
+    from cnnviz.data.folder import scan_folder
+    from cnnviz.features import feature_key, layer_infos
+    from cnnviz.workflows import get_model
+
+    root = tmp_path_factory.mktemp("roots") / "big"
+    rng = np.random.default_rng(0)
+    for c in range(BIG_CLASSES):
+        (root / f"c{c}").mkdir(parents=True)
+        base = rng.integers(0, 255, 3)
+        for i in range(BIG_PER_CLASS):
+            pixels = np.clip(base + rng.normal(0, 25, (12, 12, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / f"c{c}" / f"img_{c}_{i:04d}.png")
+    ds = scan_folder(root)
+    loaded = get_model("efficientnet_lite0")
+    labels = np.array([int(item.label[1:]) for item in ds.items])
+    digest = ds.digest()
+    for info in layer_infos(loaded):
+        centres = rng.normal(size=(BIG_CLASSES, info.pooled_dim))
+        with cache.writing_matrix("features", feature_key(digest, loaded, info.name, "avg"),
+                                  (len(ds.items), info.pooled_dim), {"layer": info.name}) as out:
+            out[:] = centres[labels] + 0.8 * rng.normal(size=(len(ds.items), info.pooled_dim))
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, big_folder):
     port = _free_port()
     log = open(tmp_path_factory.mktemp("streamlit") / "server.log", "w+b")  # noqa: SIM115 - open for the server's lifetime
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
          "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "CNNVIZ_DATA_ROOTS": str(big_folder.parent)},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
@@ -77,6 +115,32 @@ def page():
         browser.close()
 
 
+def _sheet(pg):
+    """The gallery's contact sheet: one image inside the streamlit-image-coordinates iframe."""
+    return pg.frame_locator("iframe[title*='streamlit_image_coordinates']").first.locator("img")
+
+
+def click_cell(pg, n: int) -> None:
+    """Click the n-th image (0-based) of the gallery page, wherever the sheet is scaled to."""
+    from cnnviz.gallery import SheetLayout
+
+    layout, img = SheetLayout(), _sheet(pg)
+    img.wait_for(timeout=180_000)
+    pg.wait_for_timeout(300)  # the component sizes its frame once the image has loaded
+    box = img.bounding_box()
+    width, _ = layout.size(60)
+    scale = box["width"] / width
+    x = ((n % layout.columns) * layout.pitch_x + layout.cell / 2) * scale
+    y = ((n // layout.columns) * layout.pitch_y + layout.cell / 2) * scale
+    img.click(position={"x": x, "y": y}, no_wait_after=True)
+
+
+def _gallery_caption(pg) -> str:
+    cap = pg.locator("[data-testid='stCaptionContainer']", has_text="Click an image to search with it").first
+    cap.wait_for(timeout=180_000)
+    return cap.inner_text()
+
+
 def test_deep_link_on_a_fresh_server_runs_the_entrypoint(server, page):
     """Opening /compare first must still run app.py (sidebar and state), not only the page."""
     page.goto(server + "/compare")
@@ -90,13 +154,15 @@ def test_main_flow_in_a_real_browser(server, page):
     ARTIFACTS.mkdir(exist_ok=True)
     page.goto(server)
     page.get_by_text("click one").wait_for(timeout=180_000)
-    page.get_by_role("button", name="birds").first.click()
+    click_cell(page, 0)  # the first image: birds/…
     page.get_by_text("Search score").first.wait_for(timeout=60_000)
     results = page.locator("[data-testid='stImage']")
-    assert results.count() > 15  # query + 15 results + the grid
+    assert results.count() >= 16  # query + 15 results (the gallery is one sheet in its own frame)
     score_text = page.locator("[data-testid='stMetricValue']").first.inner_text()
     assert 0 <= float(score_text.split("/")[0]) <= 100
-    assert "✅" in page.content()
+    assert page.locator("h3", has_text="Most similar to birds/").count() == 1
+    assert "check_circle" in page.inner_text("body")  # Material icons, not emoji
+    assert "query=birds" in page.url  # the address reproduces the view
     page.screenshot(path=str(ARTIFACTS / "home_results.png"))
 
     page.get_by_role("link", name="Compare models").click()
@@ -139,21 +205,21 @@ def test_four_concurrent_sessions_get_their_own_right_results(server, page):
     from cnnviz.workflows import search
 
     ds = load_dataset("stamps")
-    classes = ds.classes[::3][:4]
+    cells = [1, 22, 43, 58]  # four different images of the first gallery page
     pages = []
-    for cls in classes:
+    for _ in cells:
         context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
         p = context.new_page()
         p.goto(server)
-        p.get_by_role("button", name=cls, exact=True).last.wait_for(timeout=300_000)
+        _sheet(p).wait_for(timeout=300_000)
         pages.append(p)
-    for p, cls in zip(pages, classes):  # all four reruns are in flight together
-        p.get_by_role("button", name=cls, exact=True).nth(1).click(no_wait_after=True)
-    for p, cls in zip(pages, classes):
+    for p, n in zip(pages, cells):  # all four reruns are in flight together
+        click_cell(p, n)
+    for p, n in zip(pages, cells):
         header = p.locator("h3", has_text="Most similar to").first
         header.wait_for(timeout=300_000)
         query = header.inner_text().removeprefix("Most similar to").strip()
-        assert query.startswith(cls + "/"), (cls, query)  # each session shows its own click
+        assert query == ds.ids[n], (n, query)  # each session shows its own click
         p.get_by_text("Search score").first.wait_for(timeout=60_000)
         text = p.inner_text("body")
         expected = search("efficientnet_lite0", "embedding", query, dataset="stamps", metric="cosine")
@@ -161,3 +227,35 @@ def test_four_concurrent_sessions_get_their_own_right_results(server, page):
         for hit in expected.hits:
             assert f"#{hit.rank} " in text and f"sim {hit.similarity:.3f}" in text, (query, hit)
         p.context.close()
+
+
+def test_gallery_at_3000_images_pages_filters_and_searches(server, page, big_folder):
+    """A link opens a 3,000-image folder; Home shows one page, paging and the class filter work, a click searches."""
+    from urllib.parse import quote
+
+    page.goto(f"{server}/?dataset={quote(str(big_folder))}")
+    page.get_by_text("big: 3000 images, 10 classes").wait_for(timeout=180_000)
+    assert _gallery_caption(page).startswith("Images 1–60 of 3,000.")
+    _sheet(page).wait_for(timeout=60_000)
+    assert page.locator("img").count() <= 100  # one page, not 3,000 images
+    assert page.locator("iframe[title*='streamlit_image_coordinates']").count() == 1
+
+    page.get_by_role("button", name="chevron_right").click()
+    page.get_by_text("Images 61–120 of 3,000.").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Random page").click()
+    page.wait_for_function("() => !document.body.innerText.includes('Images 61–120 of 3,000.')", timeout=60_000)
+    assert "of 3,000." in _gallery_caption(page)
+
+    page.locator("[data-testid='stSelectbox']", has_text="Class").locator("input").click()
+    page.get_by_role("option", name="c7", exact=True).click()
+    page.get_by_text("Images 1–60 of 300 matching (dataset: 3,000).").wait_for(timeout=60_000)
+
+    click_cell(page, 5)  # the 6th image of class c7
+    header = page.locator("h3", has_text="Most similar to")
+    header.wait_for(timeout=120_000)
+    assert header.inner_text().removeprefix("Most similar to").strip() == "c7/img_7_0005.png"
+    score = page.locator("[data-testid='stMetricValue']").first.inner_text()
+    assert 50 <= float(score.split("/")[0]) <= 100  # clustered features: mostly the same class
+    assert page.locator("img").count() <= 100
+    assert "query=c7" in page.url
+    page.screenshot(path=str(ARTIFACTS / "home_3000.png"))

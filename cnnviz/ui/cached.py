@@ -6,7 +6,6 @@ recomputed on a rerun. Long first calls show a progress bar.
 
 from __future__ import annotations
 
-import base64
 import io
 
 import numpy as np
@@ -112,19 +111,19 @@ def comparison(dataset_ref: str, models: tuple[str, ...], metrics: tuple[str, ..
 
 @st.cache_data(show_spinner=False, max_entries=2048)
 def thumbnail(path: str, size: int = 160) -> bytes:
-    """A JPEG thumbnail as bytes: st.image sends bytes as-is (numpy arrays are re-encoded every run)."""
-    from ..data.images import load_thumbnail
+    """A JPEG thumbnail as bytes (from the disk store): st.image sends bytes as-is (arrays are re-encoded every run)."""
+    from ..thumbnails import thumbnail_bytes
 
-    buf = io.BytesIO()
-    load_thumbnail(path, size).save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
+    return thumbnail_bytes(path, size)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
 def thumbnail_uris(dataset_ref: str, indices: tuple[int, ...], size: int = 64) -> list[str]:
-    """Small JPEG data URIs of these images (for chart tooltips)."""
+    """Small JPEG data URIs of these images only (for chart tooltips), from the disk store; memoised per image,
+    not per list, so a new query's map re-reads nothing."""
+    from ..thumbnails import data_uris
+
     items = dataset(dataset_ref).items
-    return ["data:image/jpeg;base64," + base64.b64encode(thumbnail(str(items[i].path), size)).decode() for i in indices]
+    return data_uris([items[i].path for i in indices], size)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)

@@ -1,0 +1,97 @@
+"""Thumbnails on demand: a disk store keyed by image content, shared by every session and process.
+
+A thumbnail is made the first time an image is shown at a size and kept in the
+cache as ``<sha256 of the file>-<size>.jpg`` (atomic write), so a renamed or
+copied image reuses it and an edited one gets a new one. Only what a page
+shows is ever encoded; nothing is made for a whole dataset up front.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import cache
+from .errors import CnnvizError
+
+THUMB_VERSION = 1  # bump when the encoding below changes
+JPEG_QUALITY = 85
+_KIND = "thumbnails"
+_FALLBACK_KIND = "features/thumbnails"  # a derived kind check_kind accepts while "thumbnails" is not registered
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+_URIS: OrderedDict[tuple[str, int], str] = OrderedDict()
+_URI_MEMO_MAX = 20_000  # ~3 KB each: at most ~60 MB per server process
+_LOCK = threading.Lock()
+
+
+def store_kind() -> str:
+    """The cache kind thumbnails live under."""
+    check = getattr(cache, "check_kind", None)
+    if check is None:
+        return _KIND
+    try:
+        check(_KIND)
+        return _KIND
+    except CnnvizError:
+        return _FALLBACK_KIND
+
+
+def content_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's content, memoised per (path, size, mtime) so a page view costs a stat per image."""
+    p = Path(path)
+    st = p.stat()
+    memo = (str(p), st.st_size, st.st_mtime_ns)
+    digest = _DIGESTS.get(memo)
+    if digest is None:
+        digest = _DIGESTS[memo] = cache.file_digest(p)
+    return digest
+
+
+def thumbnail_path(path: str | os.PathLike, size: int = 128) -> Path:
+    """The cached JPEG thumbnail (longest side ``size``) of an image file; made on the first request."""
+    from .data.images import load_thumbnail
+
+    key = f"{content_digest(path)}-{size}-v{THUMB_VERSION}"
+
+    def produce(tmp: Path) -> None:
+        load_thumbnail(path, size).convert("RGB").save(tmp, format="JPEG", quality=JPEG_QUALITY)
+
+    return cache.cached_file(store_kind(), key, ".jpg", produce)
+
+
+def thumbnail_bytes(path: str | os.PathLike, size: int = 128) -> bytes:
+    """JPEG bytes of an image's thumbnail (from the store)."""
+    return thumbnail_path(path, size).read_bytes()
+
+
+def _uri(path: str, size: int) -> str:
+    memo = (content_digest(path), size)
+    with _LOCK:
+        hit = _URIS.get(memo)
+        if hit is not None:
+            _URIS.move_to_end(memo)
+            return hit
+    uri = "data:image/jpeg;base64," + base64.b64encode(thumbnail_bytes(path, size)).decode()
+    with _LOCK:
+        _URIS[memo] = uri
+        while len(_URIS) > _URI_MEMO_MAX:
+            _URIS.popitem(last=False)
+    return uri
+
+
+def data_uris(paths: Sequence[str | os.PathLike], size: int = 64, workers: int = 4) -> list[str]:
+    """Data URIs of these images' thumbnails, in order (for chart tooltips and tables).
+
+    Only these images are read; misses are encoded on a few threads (PIL releases the GIL).
+    """
+    names = [str(p) for p in paths]
+    if len(names) < 32:
+        return [_uri(n, size) for n in names]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda n: _uri(n, size), names))
