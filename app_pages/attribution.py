@@ -4,6 +4,7 @@ import streamlit as st
 
 from cnnviz.attribution import METHODS, RISE_STEPS
 from cnnviz.attribution.render import COLORMAPS, blend
+from cnnviz.data.images import UPLOAD_TYPES
 from cnnviz.errors import CnnvizError
 from cnnviz.models import MODELS
 from cnnviz.models.labels import imagenet_labels
@@ -19,7 +20,7 @@ labels = imagenet_labels()
 
 source = st.radio("Image", ["Dataset image", "Upload"], horizontal=True, key="attr.source")
 if source == "Upload":
-    upload = st.file_uploader("JPEG, PNG, WebP, BMP or GIF (first frame)", type=["jpg", "jpeg", "png", "webp", "bmp", "gif"],
+    upload = st.file_uploader("JPEG, PNG, WebP, BMP, TIFF or GIF (first frame)", type=list(UPLOAD_TYPES),
                               key="attr.upload")
     if upload is None:
         st.info("Upload an image to explain, or pick a dataset image.")

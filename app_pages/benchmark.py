@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from cnnviz.benchmark import COLUMNS, TIMING_COLUMNS, advice, find_cached_benchmark, latest_cached_benchmark, pareto_front, run_benchmark
+from cnnviz import workflows
+from cnnviz.benchmark import COLUMNS, TIMING_COLUMNS, advice, find_cached_benchmark, latest_cached_benchmark, pareto_front
 from cnnviz.errors import CnnvizError
 from cnnviz.models import MODELS
 from cnnviz.ui import cached, charts, state
@@ -57,8 +58,8 @@ if result is None and not run:
                    f"({where}). **Run benchmark** measures them here (on 2 CPU cores all 13 take about 5 minutes).")
 if run:
     bar = st.progress(0.0, text="Benchmarking…")
-    result = run_benchmark(models, dataset, use_cache=False,
-                           progress=lambda i, n, name: bar.progress(i / n, text=f"Benchmarking {name} ({i + 1}/{n})" if i < n else "Done"))
+    result = workflows.benchmark(models, dataset, use_cache=False,
+                                 progress=lambda i, n: bar.progress(i / n, text=f"Benchmarking {models[i]} ({i + 1}/{n})" if i < n else "Done"))
     bar.empty()
 if latest_note:
     c2.info(latest_note, icon=":material/history:")

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from cnnviz.data.images import UPLOAD_TYPES
 from cnnviz.errors import CnnvizError
 from cnnviz.features import POOLINGS
 from cnnviz.projection import FIT_MAX, points_to_draw, umap_metric, umap_ready
@@ -38,7 +39,7 @@ except CnnvizError as exc:
     st.stop()
 
 with st.expander("Choose the query: click a dataset image or upload one", expanded=st.session_state[state.QUERY] is None and not st.session_state[state.UPLOAD]):
-    upload = st.file_uploader("Upload a query image", type=["jpg", "jpeg", "png", "webp", "bmp", "gif"], key="search.upload")
+    upload = st.file_uploader("Upload a query image", type=list(UPLOAD_TYPES), key="search.upload")
     if upload is not None and (st.session_state[state.UPLOAD] or ("", b""))[0] != upload.name:
         st.session_state[state.UPLOAD] = (upload.name, upload.getvalue())
         st.session_state[state.QUERY] = None

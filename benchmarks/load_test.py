@@ -114,9 +114,9 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of clicking per phase")
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
-    from cnnviz.data import load_dataset
+    from cnnviz.data import open_dataset
 
-    classes = load_dataset("stamps").classes
+    classes = open_dataset("stamps").classes
     port = args.port or free_port()
     server = start_server(port)
     try:

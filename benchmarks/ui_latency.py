@@ -35,10 +35,10 @@ def main() -> None:
     at.run()
     at.switch_page("app_pages/search.py").run()
     at.radio(key="search.projection").set_value("pca").run()
-    from cnnviz.data import load_dataset
+    from cnnviz.data import open_dataset
     from cnnviz.ui.state import LAST_RUN_MS, QUERY
 
-    queries = load_dataset("stamps").ids
+    queries = open_dataset("stamps").ids
     metrics, layers = ["cosine", "euclidean"], ["avg_pool", "block6d_out"]
     from cnnviz.projection import umap_ready
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import cache
+from .progress import Progress
 from .search import ExactIndex, check_metric
 
 ANN_MIN_ROWS = 100_000
@@ -33,8 +33,6 @@ TARGET_RECALL = 0.95
 TUNE_MARGIN = 0.02  # tune to 0.97 on the tuning queries so unseen queries still reach 0.95
 FAISS_METRICS = ("cosine", "inner_product", "euclidean", "sqeuclidean")
 ADD_CHUNK = 65_536  # rows normalised and added at a time (bounded memory over a memory-mapped matrix)
-
-Progress = Callable[[int, int], None]
 
 
 def _faiss():

@@ -22,7 +22,7 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -31,12 +31,12 @@ import numpy as np
 from . import cache
 from .errors import CnnvizError
 from .models.registry import MODELS, get_model_spec
+from .progress import Progress
 from .timing import CompiledForward, device_description, keras_backend, peak_memory_mb, reset_peak_memory
 
 log = logging.getLogger(__name__)
 
 BENCHMARK_VERSION = 1
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass
@@ -232,11 +232,11 @@ def run_benchmark(models: str | Sequence[str] = "all", dataset=None, batch_sizes
     device, versions = device_description(), library_versions()
     rows = []
     for i, name in enumerate(names):
-        if progress:
-            progress(i, len(names), name)
+        if progress:  # the i-th model of ``names`` is starting
+            progress(i, len(names))
         rows.append(asdict(benchmark_model(name, dataset, batch_sizes, runs, throughput_runs)))
     if progress:
-        progress(len(names), len(names), "done")
+        progress(len(names), len(names))
     result = {"device": device, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "versions": versions, "dataset": dataset.name if dataset else None,
               "settings": {"batch_sizes": list(batch_sizes), "runs_b1": runs, "runs_throughput": throughput_runs,

@@ -167,28 +167,15 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_benchmark(args) -> None:
-    from .benchmark import run_benchmark
     from .errors import CnnvizError
-    from .data import resolve_dataset
+    from .workflows import benchmark
 
     try:
         batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     except ValueError:
         raise CnnvizError(f"--batch-sizes must be comma-separated integers, got {args.batch_sizes!r}") from None
-    ds = resolve_dataset(args.dataset, args.images) if (args.dataset or args.images) else None
-    from tqdm import tqdm
-
-    bar = tqdm(total=None, desc="benchmark", unit="model", file=sys.stderr, disable=None, leave=False)
-
-    def progress(done: int, total: int, name: str) -> None:
-        bar.total = total
-        bar.n = done
-        bar.set_postfix_str(name)
-        bar.refresh()
-
-    data = run_benchmark(args.models, ds, batch_sizes, args.runs, args.throughput_runs, use_cache=not args.no_cache,
-                         progress=progress)
-    bar.close()
+    data = benchmark(args.models, args.dataset, args.images, batch_sizes, args.runs, args.throughput_runs,
+                     use_cache=not args.no_cache, progress=_progress("models"))
 
     def render(d):
         head = f"{d['device']} · {d['date']} · dataset {d['dataset'] or '-'} · " + ", ".join(f"{k} {v}" for k, v in d["versions"].items())
@@ -227,7 +214,7 @@ def cmd_attribute(args) -> None:
 
 
 def cmd_bench_search(args) -> None:
-    from .bench_search import bench_search
+    from .workflows import bench_search
 
     data = bench_search(args.n, args.dim, nlist=args.nlist, workdir=args.workdir, clusters=args.clusters, spread=args.spread)
     _emit(args, data, lambda d: _table([d], ("n", "dim", "exact_ms", "ann_ms", "recall_at_15", "build_s", "memory_mb"))
@@ -235,7 +222,7 @@ def cmd_bench_search(args) -> None:
 
 
 def cmd_cache(args) -> None:
-    from .cache import cache_info, clear_cache
+    from .workflows import cache_info, clear_cache
 
     if args.action == "clear":
         removed = clear_cache(args.kind)  # --kind is checked against the known kinds before any delete

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,13 +23,13 @@ from .data.images import load_for_model
 from .errors import UnknownNameError
 from .models.build import LoadedModel, model_identity
 from .models.registry import ModelSpec
+from .progress import Progress
 
 log = logging.getLogger(__name__)
 
 POOLINGS = ("avg", "max", "grid2")
 FEATURES_VERSION = 3  # bump when extraction or storage changes (2: memory-mapped .npy, 3: model identity in the key)
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,11 @@ def extract_features(
     if engine not in ENGINES:
         raise UnknownNameError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
     names = resolve_layers(loaded.spec, layers)
+    if getattr(loaded, "adapted", None) is not None:  # an adapted model: the projection of its base model's cached features
+        from .adapt import adapted_features
+
+        return adapted_features(loaded, dataset, names, pooling, batch_size=batch_size, progress=progress,
+                                engine=engine, chunk_size=chunk_size, ray_address=ray_address)
     digest = dataset.digest()
     keys = {n: feature_key(digest, loaded, n, pooling) for n in names}
     result: dict[str, np.ndarray] = {}

@@ -17,21 +17,23 @@ Top-activating dataset images come from the cached, average-pooled features
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import json
 import time
-from collections.abc import Callable, Sequence
-import dataclasses
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import cache
+from .data.images import encode_image
 from .errors import UnknownNameError
 from .models.build import LoadedModel, logits_model, model_identity
+from .progress import Progress
 
 FEATUREVIZ_VERSION = 1
+EXPLORER_CHANNELS = 30  # channels the Model Explorer (and featureviz --channels auto) shows per layer
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class ChannelVisual:
         return asdict(self)
 
 
-def evenly_spaced_channels(n_channels: int, count: int = 30) -> list[int]:
+def evenly_spaced_channels(n_channels: int, count: int = EXPLORER_CHANNELS) -> list[int]:
     """``count`` channel indices spread evenly over ``0 … n_channels − 1``."""
     if n_channels <= count:
         return list(range(n_channels))
@@ -86,14 +88,6 @@ def _channel_means(out, channels: np.ndarray):
     return tf.reduce_sum(pooled * tf.one_hot(channels, pooled.shape[-1]), axis=-1)
 
 
-def _png(img: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def _key(loaded: LoadedModel, layer: str, channel: int, config: ActMaxConfig) -> str:
     return cache.make_key("featureviz", identity=model_identity(loaded), layer=layer, channel=channel,
                           config=asdict(config), version=FEATUREVIZ_VERSION)
@@ -112,7 +106,7 @@ def cached_visual(loaded: LoadedModel, layer: str, channel: int, config: ActMaxC
 
 
 def maximize_channels(loaded: LoadedModel, layer: str, channels: Sequence[int], config: ActMaxConfig = ActMaxConfig(),
-                      batch: int = 8, progress: Callable[[int, int], None] | None = None) -> list[ChannelVisual]:
+                      batch: int = 8, progress: Progress | None = None) -> list[ChannelVisual]:
     """Activation-maximisation images of channels (cached per model, layer, channel and config)."""
     import tensorflow as tf
     from tf_keras_vis.activation_maximization import ActivationMaximization
@@ -150,7 +144,7 @@ def maximize_channels(loaded: LoadedModel, layer: str, channels: Sequence[int], 
                 key = _key(loaded, layer, int(c), config)
                 png = cache.entry_dir("featureviz") / f"{key}.png"
                 with cache.atomic_path(png) as tmp:
-                    tmp.write_bytes(_png(img))
+                    tmp.write_bytes(encode_image(img))
                 v = ChannelVisual(int(c), str(png), round(seconds, 3), float(f), float(b))
                 cache.write_json_atomic(png.with_suffix(".json"), v.to_dict())
                 results[int(c)] = v
@@ -178,9 +172,10 @@ def activation_maps(loaded: LoadedModel, layer: str, images: np.ndarray, channel
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Blend a [0, 1] heatmap (viridis-like ramp) over an RGB image; returns uint8."""
-    ramp = np.stack([heat ** 0.8 * 253, heat * 231 * (1 - 0.25 * heat) + 20, (1 - heat) * 140 + 30], axis=-1)
-    return np.clip((1 - alpha) * image + alpha * ramp, 0, 255).astype(np.uint8)
+    """Blend a [0, 1] heatmap (viridis) over an RGB image; returns uint8."""
+    from .attribution.render import blend
+
+    return blend(image, heat, alpha, "viridis")
 
 
 def visualize_classes(loaded: LoadedModel, class_ids: Sequence[int], config: ActMaxConfig = ActMaxConfig()) -> list[ChannelVisual]:

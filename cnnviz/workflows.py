@@ -7,30 +7,47 @@ These compose the registries, feature cache, search and scoring; their
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .data import ImageDataset, load_dataset, resolve_dataset
+from .data import ImageDataset, open_dataset
 from .data.folder import scan_folder
 from .data.images import is_image_name, load_for_model
 from .data.registry import DATASETS
 from .errors import DatasetError
-from .features import CHUNK_IMAGES, Progress, extract_features, feature_key, features_of_images, resolve_layers
+from .features import CHUNK_IMAGES, extract_features, feature_key, features_of_images, resolve_layers
+from .featureviz import EXPLORER_CHANNELS
 from .models.build import LoadedModel, build_model
 from .models.inference import predict_batches, top_k
 from .models.registry import MODELS
 from .models.weights import weights_status
+from .progress import Progress
 from .scoring import DEFAULT_K, DEFAULT_KNN_K, evaluate_retrieval, search_score
 from .search import METRICS, check_metric, similarity
 
 
-@functools.lru_cache(maxsize=8)
-def get_model(name: str, require_weights: bool = True) -> LoadedModel:
-    """A built model, shared within the process (read-only)."""
+MAX_MODELS = 8  # built models kept per process; each also holds its feature extractors and attributors
+_MODEL_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=MAX_MODELS)
+def _built(name: str, require_weights: bool) -> LoadedModel:
     return build_model(name, require_weights=require_weights)
+
+
+def get_model(name: str, require_weights: bool = True) -> LoadedModel:
+    """A built model, shared within the process (read-only): the one model cache of the CLI and the
+    dashboard, bounded to ``MAX_MODELS`` (least recently used dropped), built once even when sessions
+    ask at the same time."""
+    with _MODEL_LOCK:
+        return _built(name, require_weights)
+
+
+get_model.cache_clear = _built.cache_clear  # type: ignore[attr-defined]  # drop every built model (e.g. replaced)
 
 
 def describe_models() -> list[dict]:
@@ -49,7 +66,7 @@ def describe_models() -> list[dict]:
 def describe_datasets() -> list[dict]:
     rows = []
     for spec in DATASETS.values():
-        ds = load_dataset(spec.name)
+        ds = open_dataset(spec.name)
         rows.append({"name": spec.name, "n_images": len(ds.items), "n_classes": len(ds.classes),
                      "source": spec.source, "license": spec.license})
     return rows
@@ -84,7 +101,7 @@ def precompute(model: str, dataset: str | None = None, images: str | None = None
                pooling: str = "avg", progress: Progress | None = None, engine: str = "local",
                ray_address: str | None = None, chunk_size: int = CHUNK_IMAGES) -> dict:
     """Extract and cache features of every requested layer in one pass (resumable; locally or on Ray)."""
-    ds = resolve_dataset(dataset, images)
+    ds = open_dataset(dataset, images=images)
     loaded = get_model(model)
     feats = extract_features(loaded, ds, layers, pooling, progress=progress, engine=engine, chunk_size=chunk_size,
                              ray_address=ray_address)
@@ -145,7 +162,7 @@ def search(model: str, layer: str, query: str, dataset: str | None = None, image
            metric: str = "cosine", p: float | None = None, top_k: int = DEFAULT_K, pooling: str = "avg",
            progress: Progress | None = None) -> SearchResult:
     """Most similar dataset images to a query, with its search score."""
-    ds = resolve_dataset(dataset, images)
+    ds = open_dataset(dataset, images=images)
     loaded = get_model(model)
     (layer,) = resolve_layers(loaded.spec, [layer])
     check_metric(metric, p)
@@ -230,7 +247,7 @@ def evaluate(model: str, dataset: str | None = None, images: str | None = None, 
              metrics: str | Sequence[str] = "cosine", p: float | None = None, k: int = DEFAULT_K,
              pooling: str = "avg", progress: Progress | None = None) -> dict:
     """Mean search score, precision@k and kNN accuracy per (layer, metric)."""
-    ds = resolve_dataset(dataset, images)
+    ds = open_dataset(dataset, images=images)
     metric_list = list(METRICS) if metrics == "all" else ([metrics] if isinstance(metrics, str) else list(metrics))
     rows = score_rows(get_model(model), ds, layers, metric_list, p, k, pooling, progress)
     keep = ("layer", "metric", "mean_score", "precision_at_k", "knn_accuracy", "n_images", "per_class")
@@ -242,8 +259,6 @@ def compare_models(dataset_ref: str, models: Sequence[str], metrics: Sequence[st
                    p: float | None = None, k: int = DEFAULT_K, pooling: str = "avg",
                    progress: Progress | None = None) -> list[dict]:
     """:func:`score_rows` for several models on one dataset (progress over all of them)."""
-    from .data import open_dataset
-
     ds = open_dataset(dataset_ref)
     rows = []
     for m_i, model in enumerate(models):
@@ -255,7 +270,7 @@ def compare_models(dataset_ref: str, models: Sequence[str], metrics: Sequence[st
 
 
 def featureviz(model: str, layer: str, channels: str | Sequence[int] = "auto", out: str | Path | None = None,
-               steps: int = 64, count: int = 30, progress: Progress | None = None) -> dict:
+               steps: int = 64, count: int = EXPLORER_CHANNELS, progress: Progress | None = None) -> dict:
     """Activation-maximisation images of a layer's channels (``auto``: ``count`` evenly spaced), copied to ``out``."""
     import shutil
 
@@ -310,3 +325,36 @@ def attribute(image: str | Path | bytes, model: str, methods: str | Sequence[str
     return {"model": model, "image": image_name or (str(image) if not isinstance(image, bytes) else "uploaded image"),
             "top5": [p.to_dict() for p in predictions(loaded, pixels)], "results": [a.to_dict() for a in results],
             "out": str(out) if out else None}
+
+
+def benchmark(models: str | Sequence[str] = "all", dataset: str | ImageDataset | None = None,
+              images: str | Path | None = None, batch_sizes: Sequence[int] = (1, 32), runs: int = 20,
+              throughput_runs: int = 3, use_cache: bool = True, progress: Progress | None = None) -> dict:
+    """Latency, throughput, FLOPs, size and (on a labelled dataset) accuracy of models on this machine;
+    ``progress(i, n)`` as the i-th model starts."""
+    from .benchmark import run_benchmark
+
+    ds = dataset if isinstance(dataset, ImageDataset) or dataset is None and images is None else \
+        open_dataset(dataset, images=images)
+    return run_benchmark(models, ds, list(batch_sizes), runs, throughput_runs, progress=progress, use_cache=use_cache)
+
+
+def bench_search(n: int, dim: int, **options) -> dict:
+    """Exact search against the FAISS index on synthetic data (see :func:`cnnviz.bench_search.bench_search`)."""
+    from .bench_search import bench_search as run
+
+    return run(n, dim, **options)
+
+
+def cache_info() -> dict:
+    """Where the cache is and what each artifact kind holds."""
+    from . import cache
+
+    return cache.cache_info()
+
+
+def clear_cache(kind: str | None = None):
+    """Remove one artifact kind, or everything; returns what was removed."""
+    from . import cache
+
+    return cache.clear_cache(kind)

@@ -16,7 +16,7 @@ import pytest
 from bad_inputs import CASES, build
 
 from cnnviz.cli import main
-from cnnviz.data import open_images
+from cnnviz.data import open_dataset
 from cnnviz.data.images import MAX_SIDE, load_image
 from cnnviz.errors import DatasetError
 
@@ -60,7 +60,7 @@ def test_refused_image_in_the_cli(case, corpus, capsys, session_cache):
 def test_refused_archive_extracts_nothing(case, corpus, capsys, session_cache):
     before = snapshot(session_cache)
     with pytest.raises(DatasetError, match=case.message):
-        open_images(corpus[case.name])
+        open_dataset(corpus[case.name])
     assert main(["precompute", "--images", str(corpus[case.name]), "--model", MODEL, "--layers", "embedding"]) == 2
     err = capsys.readouterr().err
     assert case.message in err and "Traceback" not in err
@@ -108,10 +108,10 @@ def _search(capsys, folder: Path, query: str) -> dict:
 
 
 def test_odd_folders(corpus, capsys):
-    assert open_images(corpus["folder_empty_class"]).classes == ["cats"]
-    mixed = open_images(corpus["folder_non_images_mixed"])
+    assert open_dataset(corpus["folder_empty_class"]).classes == ["cats"]
+    mixed = open_dataset(corpus["folder_non_images_mixed"])
     assert len(mixed.items) == 2 and any("readme.txt" in s for s in mixed.skipped) and any("model.pkl" in s for s in mixed.skipped)
-    linked = open_images(corpus["folder_symlink_outside"])
+    linked = open_dataset(corpus["folder_symlink_outside"])
     assert [i.id for i in linked.items] == ["cats/a.png", "cats/b.png"] and any("outside" in s for s in linked.skipped)
     assert _search(capsys, corpus["folder_single_image"], "only/a.png")["results"] == []
     hits = _search(capsys, corpus["folder_unicode_and_spaces"], "chats blancs/été 1.png")["results"]

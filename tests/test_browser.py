@@ -201,10 +201,10 @@ def test_attribution_page_in_a_real_browser(server, page):
 
 def test_four_concurrent_sessions_get_their_own_right_results(server, page):
     """Four browser sessions (one server, shared st.cache_resource) click different images at once."""
-    from cnnviz.data import load_dataset
+    from cnnviz.data import open_dataset
     from cnnviz.workflows import search
 
-    ds = load_dataset("stamps")
+    ds = open_dataset("stamps")
     cells = [1, 22, 43, 58]  # four different images of the first gallery page
     pages = []
     for _ in cells:

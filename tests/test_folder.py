@@ -3,19 +3,19 @@ import zipfile
 
 import pytest
 
-from cnnviz.data import open_images, scan_folder
-from cnnviz.data.registry import list_datasets, load_dataset
+from cnnviz.data import open_dataset, scan_folder
+from cnnviz.data.registry import list_datasets
 from cnnviz.errors import DatasetError, UnknownNameError
 from conftest import write_image
 
 
 def test_sample_datasets_are_small_labelled_and_loadable():
     for name in list_datasets():
-        ds = load_dataset(name)
+        ds = open_dataset(name)
         assert ds.labelled and len(ds.classes) == 10
         assert 150 <= len(ds.items) <= 200
     with pytest.raises(UnknownNameError, match="stamps"):
-        load_dataset("nope")
+        open_dataset("nope")
 
 
 def test_imagefolder_nested_mixed_formats_and_junk(tmp_path):
@@ -43,7 +43,7 @@ def test_empty_folder_and_missing_path(tmp_path):
     with pytest.raises(DatasetError, match="no images"):
         scan_folder(tmp_path)
     with pytest.raises(DatasetError, match="no such"):
-        open_images(tmp_path / "missing")
+        open_dataset(tmp_path / "missing")
 
 
 def test_symlink_outside_is_skipped(tmp_path):
@@ -73,9 +73,9 @@ def _zip(path, entries: dict[str, bytes]):
 def test_zip_of_imagefolder(tmp_path, isolated_cache):
     img = write_image(tmp_path / "src.png").read_bytes()
     z = _zip(tmp_path / "set.zip", {"MySet/cats/a.png": img, "MySet/dogs/b.png": img, "MySet/readme.txt": b"x"})
-    ds = open_images(z)
+    ds = open_dataset(z)
     assert ds.classes == ["cats", "dogs"] and len(ds.items) == 2
-    assert open_images(z).root == ds.root  # reused, not extracted twice
+    assert open_dataset(z).root == ds.root  # reused, not extracted twice
 
 
 @pytest.mark.parametrize("bad_name,reason", [("../evil.png", "escapes"), ("/abs/evil.png", "absolute"), ("a/../../evil.png", "escapes")])
@@ -83,7 +83,7 @@ def test_zip_slip_is_refused_and_writes_nothing(tmp_path, isolated_cache, bad_na
     img = write_image(tmp_path / "src.png").read_bytes()
     z = _zip(tmp_path / "bad.zip", {"ok/a.png": img, bad_name: img})
     with pytest.raises(DatasetError, match=reason):
-        open_images(z)
+        open_dataset(z)
     assert not (tmp_path / "evil.png").exists()
     assert not list((isolated_cache / "datasets").iterdir())
 
@@ -92,11 +92,11 @@ def test_broken_and_empty_zips(tmp_path, isolated_cache):
     bad = tmp_path / "broken.zip"
     bad.write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(DatasetError, match="not a readable zip"):
-        open_images(bad)
+        open_dataset(bad)
     with pytest.raises(DatasetError, match="empty"):
-        open_images(_zip(tmp_path / "empty.zip", {}))
+        open_dataset(_zip(tmp_path / "empty.zip", {}))
     with pytest.raises(DatasetError, match="no image"):
-        open_images(_zip(tmp_path / "text.zip", {"a.txt": b"x"}))
+        open_dataset(_zip(tmp_path / "text.zip", {"a.txt": b"x"}))
 
 
 def test_zip_bomb_ratio_is_refused(tmp_path, isolated_cache):
@@ -104,4 +104,4 @@ def test_zip_bomb_ratio_is_refused(tmp_path, isolated_cache):
     with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("a/big.png", b"\0" * 50_000_000)
     with pytest.raises(DatasetError, match="zip bomb"):
-        open_images(z)
+        open_dataset(z)

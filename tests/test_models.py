@@ -199,7 +199,7 @@ def test_model_cache_is_bounded_and_extractors_go_with_their_model():
     from cnnviz import features, workflows
     from cnnviz.features import get_extractor
 
-    assert workflows.get_model.cache_info().maxsize is not None
+    assert workflows._built.cache_info().maxsize == workflows.MAX_MODELS
     assert not hasattr(features, "_EXTRACTORS")
     loaded = get_model("efficientnet_lite0")
     ex = get_extractor(loaded, ["avg_pool"])

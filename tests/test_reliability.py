@@ -22,9 +22,9 @@ MODEL = "efficientnet_lite0"
 
 # Extract the embedding of a sample set into the cache given by CNNVIZ_CACHE_DIR and save it to argv[1].
 EXTRACT = (f"import sys, numpy as np; sys.path.insert(0, {str(ROOT)!r}); "
-           "from cnnviz.data import load_dataset; from cnnviz.features import extract_features; "
+           "from cnnviz.data import open_dataset; from cnnviz.features import extract_features; "
            "from cnnviz.workflows import get_model; "
-           f"f = extract_features(get_model({MODEL!r}), load_dataset('stamps'), 'embedding', chunk_size=16); "
+           f"f = extract_features(get_model({MODEL!r}), open_dataset('stamps'), 'embedding', chunk_size=16); "
            "np.save(sys.argv[1], np.asarray(f['avg_pool']))")
 
 
@@ -104,6 +104,6 @@ def test_uploads_stay_in_their_session_and_out_of_the_dataset(photos):
     assert b.session_state["cnnviz.query_upload"] is None
     assert any("Results for coffee.jpg" in s.value for s in a.subheader)
     assert not any("coffee" in s.value for s in b.subheader)
-    from cnnviz.data import load_dataset
+    from cnnviz.data import open_dataset
 
-    assert "coffee.jpg" not in " ".join(load_dataset("stamps").ids)
+    assert "coffee.jpg" not in " ".join(open_dataset("stamps").ids)

@@ -16,7 +16,7 @@ from cnnviz.ann import (
     recall_at_k,
 )
 from cnnviz.cli import main
-from cnnviz.data import open_images
+from cnnviz.data import open_dataset
 from cnnviz.features import extract_features
 from cnnviz.projection import ProjectionConfig, pca_2d, points_to_draw, project
 from cnnviz.search import ExactIndex
@@ -78,7 +78,7 @@ def test_bench_search_cli_json(capsys, tmp_path):
 def test_resumed_precompute_equals_uninterrupted(tiny_folder, tmp_path, monkeypatch):
     from cnnviz import features
 
-    loaded, ds = get_model("efficientnet_lite0"), open_images(str(tiny_folder))
+    loaded, ds = get_model("efficientnet_lite0"), open_dataset(str(tiny_folder))
     monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path / "reference"))
     reference = {k: np.array(v) for k, v in extract_features(loaded, ds, "embedding,1", chunk_size=4).items()}
 
@@ -105,7 +105,7 @@ def test_resumed_precompute_equals_uninterrupted(tiny_folder, tmp_path, monkeypa
 
 
 def test_corrupt_feature_file_is_discarded_and_recomputed(tiny_folder, isolated_cache, caplog):
-    loaded, ds = get_model("efficientnet_lite0"), open_images(str(tiny_folder))
+    loaded, ds = get_model("efficientnet_lite0"), open_dataset(str(tiny_folder))
     first = np.array(extract_features(loaded, ds, "embedding")["avg_pool"])
     (npy,) = (isolated_cache / "features").glob("*.npy")
     npy.write_bytes(npy.read_bytes()[:-100])  # truncated
@@ -116,7 +116,7 @@ def test_corrupt_feature_file_is_discarded_and_recomputed(tiny_folder, isolated_
 
 def test_ray_engine_writes_what_the_local_engine_writes(tiny_folder, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
-    loaded, ds = get_model("efficientnet_lite0"), open_images(str(tiny_folder))
+    loaded, ds = get_model("efficientnet_lite0"), open_dataset(str(tiny_folder))
     monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path / "local"))
     local = extract_features(loaded, ds, "embedding,2", chunk_size=4)
     monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path / "ray"))

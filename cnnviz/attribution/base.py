@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.build import LoadedModel
+from ..progress import Progress
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from .. import cache
 from ..errors import CnnvizError, UnknownNameError, WeightsUnavailableError
 from ..models.build import LoadedModel, model_identity
 from ..models.inference import Prediction, top_k
-from .base import EVIDENCE_NOTES, Attributor, MethodConfig, Progress, class_probabilities, heatmap_evidence
+from ..progress import Progress, scaled
+from .base import EVIDENCE_NOTES, Attributor, MethodConfig, class_probabilities, heatmap_evidence
 from .faithfulness import Faithfulness, FaithfulnessConfig, faithfulness
 from .gradients import (
     CamConfig,
@@ -115,12 +116,6 @@ class Attribution:
                 "heatmap_shape": list(self.heatmap.shape)}
 
 
-def _staged(progress: Progress | None, lo: float, hi: float) -> Progress | None:
-    if progress is None:
-        return None
-    return lambda done, total: progress(int(1000 * (lo + (hi - lo) * done / max(total, 1))), 1000)
-
-
 def attribution_key(loaded: LoadedModel, image: np.ndarray, config: MethodConfig, target: int,
                     faith: FaithfulnessConfig) -> str:
     """Cache key of one attribution: image content, model identity (weights sha256 …), settings, target."""
@@ -155,12 +150,12 @@ def explain(loaded: LoadedModel, image: np.ndarray, method: str, target: int | N
                            faith_result, faith.steps, extras, meta["evidence"])
     slow_share = 0.8 if attributor.slow else 0.3
     started = time.perf_counter()
-    maps, extras = attributor.with_extras(image[None], [target], _staged(progress, 0.0, slow_share))
+    maps, extras = attributor.with_extras(image[None], [target], scaled(progress, 0.0, slow_share))
     seconds = time.perf_counter() - started
     heatmap = maps[0].astype(np.float32)
     evidence = heatmap_evidence(heatmap)
     if evidence == "positive":
-        faith_result = faithfulness(loaded, image, heatmap, target, faith, _staged(progress, slow_share, 1.0))
+        faith_result = faithfulness(loaded, image, heatmap, target, faith, scaled(progress, slow_share, 1.0))
     else:  # nothing to rank pixels by: a deletion/insertion score would only measure raster order
         heatmap = np.zeros_like(heatmap)
         empty = np.zeros(0, np.float32)

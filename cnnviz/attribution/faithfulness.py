@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.build import LoadedModel
-from .base import Progress, class_probabilities
+from ..progress import Progress
+from .base import class_probabilities
 
 RISE_STEPS = 224  # the protocol: 224 px changed per step at 224×224
 

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..errors import UnknownNameError
 from ..models.build import logits_model
-from .base import Attributor, MethodConfig, Progress
+from ..progress import Progress
+from .base import Attributor, MethodConfig
 
 
 def default_cam_layer(loaded) -> str:

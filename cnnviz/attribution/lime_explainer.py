@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Attributor, MethodConfig, Progress, counting_classifier, positive_part
+from ..progress import Progress
+from .base import Attributor, MethodConfig, counting_classifier, positive_part
 
 
 @dataclass(frozen=True)

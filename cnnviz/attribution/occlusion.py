@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Attributor, MethodConfig, Progress, class_probabilities, positive_part
+from ..progress import Progress
+from .base import Attributor, MethodConfig, class_probabilities, positive_part
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import numpy as np
+
+from ..data.images import encode_image
 
 COLORMAPS = ("jet", "inferno", "viridis", "turbo", "magma", "gray")
 
@@ -23,14 +24,6 @@ def blend(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5, cmap: str 
     return np.clip(mixed, 0, 255).astype(np.uint8)
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def grid_png(cells: Sequence[Sequence[tuple[str, np.ndarray]]], tile: int = 224) -> bytes:
     """Rows of (caption, RGB image) as one PNG, each tile captioned underneath (lines split on '\\n')."""
     from PIL import Image, ImageDraw, ImageFont
@@ -45,6 +38,4 @@ def grid_png(cells: Sequence[Sequence[tuple[str, np.ndarray]]], tile: int = 224)
             x, y = 8 + c * (tile + 8), 8 + r * (tile + caption_h + 8)
             canvas.paste(Image.fromarray(np.asarray(img, np.uint8)).resize((tile, tile)), (x, y))
             draw.multiline_text((x, y + tile + 3), caption, fill="black", font=font, spacing=3)
-    buf = io.BytesIO()
-    canvas.save(buf, format="PNG")
-    return buf.getvalue()
+    return encode_image(canvas)

@@ -116,3 +116,20 @@ def load_thumbnail(source: str | Path | bytes, size: int = 128) -> Image.Image:
     img = load_image(source)
     img.thumbnail((size, size), Image.LANCZOS)
     return img
+
+
+# Every image file type the loader reads, for upload widgets (st.file_uploader(type=...)).
+UPLOAD_TYPES = tuple(sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS))
+
+
+def encode_image(image: np.ndarray | Image.Image, fmt: str = "PNG", quality: int = 85) -> bytes:
+    """The one way cnnviz encodes pixels for display or download: an RGB(A) array (values clipped to
+    0–255) or a PIL image as PNG or JPEG bytes (``quality`` for JPEG)."""
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8))
+    buf = io.BytesIO()
+    if fmt.upper() in ("JPEG", "JPG"):
+        image.convert("RGB").save(buf, format="JPEG", quality=quality)
+    else:
+        image.save(buf, format="PNG")
+    return buf.getvalue()

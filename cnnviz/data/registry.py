@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,16 +43,24 @@ def get_dataset_spec(name: str) -> DatasetSpec:
         raise UnknownNameError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)} (or give a folder with --images)") from None
 
 
-def load_dataset(name: str) -> ImageDataset:
-    """A shipped sample dataset by name."""
-    spec = get_dataset_spec(name)
-    return scan_folder(SAMPLES_DIR / spec.folder, name=spec.name, source=spec.source)
+def open_dataset(ref: str | Path | None = None, *, images: str | Path | None = None) -> ImageDataset:
+    """The one way to open a dataset.
 
-
-def open_images(path: str | Path) -> ImageDataset:
-    """A dataset from a folder (ImageFolder layout or flat) or a zip of one."""
-    p = Path(path).expanduser()
+    ``ref`` is a sample-set name (``stamps``; a ``str`` only) or the path of a folder (ImageFolder layout
+    or flat) or of a ``.zip`` of one (checked, then extracted into the cache). ``images`` is a path only
+    (the CLI's ``--images``, never read as a sample name). Give exactly one of the two.
+    """
+    if (ref is None) == (images is None):
+        raise DatasetError("give exactly one of a dataset name or an images folder/zip")
+    if images is not None:
+        ref = Path(images)
+    if isinstance(ref, str) and ref in DATASETS:
+        spec = DATASETS[ref]
+        return scan_folder(SAMPLES_DIR / spec.folder, name=spec.name, source=spec.source)
+    p = Path(ref).expanduser()
     if not p.exists():
+        if isinstance(ref, str) and not any(sep in ref for sep in "/\\") and not p.suffix:
+            get_dataset_spec(ref)  # a bare unknown name: say which sample sets exist
         raise DatasetError(f"{p}: no such file or folder")
     if p.is_file():
         if p.suffix.lower() != ".zip":
@@ -61,13 +70,23 @@ def open_images(path: str | Path) -> ImageDataset:
     return scan_folder(p)
 
 
-def open_dataset(ref: str) -> ImageDataset:
-    """A dataset from a reference: a sample-set name, or a folder/zip path."""
-    return load_dataset(ref) if ref in DATASETS else open_images(ref)
-
-
-def resolve_dataset(dataset: str | None = None, images: str | Path | None = None) -> ImageDataset:
-    """Exactly one of a sample-set name or an images path."""
-    if (dataset is None) == (images is None):
-        raise DatasetError("give exactly one of a dataset name or an images folder/zip")
-    return load_dataset(dataset) if dataset is not None else open_images(images)
+def dataset_fingerprint(ref: str | Path) -> tuple:
+    """A cheap signature that changes when a dataset's files do: the modification times of its folder and
+    of each class folder (adding, removing or renaming an image changes its folder's), or the zip's size
+    and time. A few ``stat`` calls, no file reads, so callers can check it on every rerun and rehash
+    (:meth:`ImageDataset.digest`) only when it moves."""
+    if isinstance(ref, str) and ref in DATASETS:
+        ref = SAMPLES_DIR / DATASETS[ref].folder
+    p = Path(ref).expanduser()
+    try:
+        st = p.stat()
+        if not p.is_dir():
+            return (str(p), st.st_size, st.st_mtime_ns)
+        subs = []
+        with os.scandir(p) as entries:
+            for e in entries:
+                if e.is_dir(follow_symlinks=False):
+                    subs.append((e.name, e.stat(follow_symlinks=False).st_mtime_ns))
+        return (str(p), st.st_mtime_ns, tuple(sorted(subs)))
+    except OSError:
+        return (str(p), None)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import WeightsUnavailableError
+from ..progress import Progress
 from .build import LoadedModel
 from .labels import imagenet_labels
 
@@ -23,7 +23,7 @@ class Prediction:
 
 
 def predict_batches(loaded: LoadedModel, images: np.ndarray, batch_size: int = 32,
-                    progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                    progress: Progress | None = None) -> np.ndarray:
     """Class probabilities for RGB images (N, H, W, 3) in [0, 255]."""
     spec = loaded.spec
     if not spec.has_classifier:

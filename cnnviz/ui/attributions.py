@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 from ..attribution import METHODS, Attribution, FaithfulnessConfig, explain, predictions
-from ..data.images import load_for_model
+from ..data.images import encode_image, load_for_model
 from ..models.inference import Prediction
 from .cached import model
 from .jobs import BackgroundJob, submit
@@ -108,9 +108,7 @@ def attribution(image: bytes, key: str, model_name: str, method: str, target: in
 
 
 def png(image: np.ndarray) -> bytes:
-    from ..attribution.render import png_bytes
-
-    return png_bytes(image)
+    return encode_image(image)
 
 
 def top5_frame(image: bytes, key: str, model_name: str):

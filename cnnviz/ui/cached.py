@@ -13,23 +13,39 @@ import pandas as pd
 import streamlit as st
 
 from .. import workflows
-from ..data import ImageDataset, open_dataset
+from ..data import ImageDataset, dataset_fingerprint, open_dataset
 from ..features import extract_features, layer_infos
 from ..models.build import LoadedModel
 from ..projection import ProjectionConfig, project, warm_up_umap
 from ..scoring import DEFAULT_K, evaluate_retrieval
 
 
-@st.cache_resource(show_spinner=False)
 def model(name: str) -> LoadedModel:
-    """A built model shared by every session (read-only)."""
+    """A built model shared by every session (read-only), from the process's one bounded model cache
+    (:func:`cnnviz.workflows.get_model`, which the CLI uses too)."""
     return workflows.get_model(name)
 
 
-@st.cache_resource(show_spinner=False)
 def dataset(ref: str) -> ImageDataset:
-    """A dataset by sample name or folder/zip path (scanned once per server)."""
+    """A dataset by sample name or folder/zip path: scanned once, and again when its folder changes
+    (a few ``stat`` calls per rerun, see :func:`cnnviz.data.dataset_fingerprint`)."""
+    return _dataset(ref, dataset_fingerprint(ref))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _dataset(ref: str, fingerprint: tuple) -> ImageDataset:
     return open_dataset(ref)
+
+
+def dataset_digest(ref: str) -> str:
+    """The dataset's content digest (every image's id and bytes), rehashed only when its fingerprint moves
+    (and then only changed files: file digests are memoised by size and mtime)."""
+    return _digest(ref, dataset_fingerprint(ref))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _digest(ref: str, fingerprint: tuple) -> str:
+    return _dataset(ref, fingerprint).digest()
 
 
 @st.cache_data(show_spinner=False)
@@ -51,13 +67,18 @@ def _bar(text: str):
     return bar, lambda done, total: bar.progress(done / max(total, 1), text=f"{text} {done}/{total} images")
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
 def features(model_name: str, dataset_ref: str, layer: str, pooling: str = "avg") -> np.ndarray:
     """Pooled features of one layer; the first call extracts every layer in one pass.
 
     A resource, not data: the matrix is a read-only memory map of the disk cache, shared by
-    every session as is (``cache_data`` would pickle a copy of it per call).
+    every session as is (``cache_data`` would pickle a copy of it per call). Keyed by the dataset's
+    content digest, so a folder that changes is re-extracted, not served stale.
     """
+    return _features(model_name, dataset_ref, dataset_digest(dataset_ref), layer, pooling)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _features(model_name: str, dataset_ref: str, digest: str, layer: str, pooling: str) -> np.ndarray:
     loaded, ds = model(model_name), dataset(dataset_ref)
     bar, update = _bar(f"Extracting {model_name} features of {ds.name}:")
     try:
@@ -66,9 +87,14 @@ def features(model_name: str, dataset_ref: str, layer: str, pooling: str = "avg"
         bar.empty()
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
 def search_index(model_name: str, dataset_ref: str, layer: str, metric: str, p: float | None, pooling: str = "avg"):
     """``(index, backend)`` per setting: exact (norms precomputed once) or a FAISS index above 100k images."""
+    return _search_index(model_name, dataset_ref, dataset_digest(dataset_ref), layer, metric, p, pooling)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _search_index(model_name: str, dataset_ref: str, digest: str, layer: str, metric: str, p: float | None,
+                  pooling: str):
     bar, update = _bar("Building the search index:")
     try:
         return workflows.search_index(dataset(dataset_ref), features(model_name, dataset_ref, layer, pooling),
@@ -83,25 +109,41 @@ def layer_table(model_name: str, pooling: str = "avg") -> pd.DataFrame:
     return pd.DataFrame([{"layer": i.name, "shape": "×".join(map(str, i.shape)), "pooled": i.pooled_dim} for i in infos])
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
 def retrieval_report(model_name: str, dataset_ref: str, layer: str, metric: str, p: float | None,
                      pooling: str = "avg", k: int = DEFAULT_K) -> dict:
     """Dataset-wide search score for one setting: mean, per class, per query."""
+    return _retrieval_report(model_name, dataset_ref, dataset_digest(dataset_ref), layer, metric, p, pooling, k)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _retrieval_report(model_name: str, dataset_ref: str, digest: str, layer: str, metric: str, p: float | None,
+                      pooling: str, k: int) -> dict:
     ds = dataset(dataset_ref)
     rep = evaluate_retrieval(features(model_name, dataset_ref, layer, pooling), ds.labels, metric, p, k)
     return {"mean_score": rep.mean_score, "precision_at_k": rep.precision, "knn_accuracy": rep.knn_accuracy,
             "per_class": rep.per_class, "query_scores": rep.query_scores.tolist()}
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
 def projection(model_name: str, dataset_ref: str, layer: str, pooling: str, method: str, metric: str) -> np.ndarray:
+    """2-D map of a layer's features (UMAP or PCA), per dataset content."""
+    return _projection(model_name, dataset_ref, dataset_digest(dataset_ref), layer, pooling, method, metric)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _projection(model_name: str, dataset_ref: str, digest: str, layer: str, pooling: str, method: str,
+                metric: str) -> np.ndarray:
     cfg = ProjectionConfig(method=method, metric=metric)
     return project(features(model_name, dataset_ref, layer, pooling), cfg)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
 def comparison(dataset_ref: str, models: tuple[str, ...], metrics: tuple[str, ...], p: float | None) -> pd.DataFrame:
     """Every (model, layer, metric) score; extracts missing features with progress."""
+    return _comparison(dataset_ref, dataset_digest(dataset_ref), models, metrics, p)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _comparison(dataset_ref: str, digest: str, models: tuple[str, ...], metrics: tuple[str, ...],
+                p: float | None) -> pd.DataFrame:
     bar, update = _bar("Extracting features for the comparison:")
     try:
         return pd.DataFrame(workflows.compare_models(dataset_ref, models, metrics, p=p, progress=update))
@@ -137,23 +179,24 @@ def featureviz_job(model_name: str, layer: str, channels: tuple[int, ...], steps
         loaded, layer, channels, ActMaxConfig(steps=steps), progress=progress))
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
 def channel_overlays(model_name: str, dataset_ref: str, layer: str, channel: int, indices: tuple[int, ...]) -> list[bytes]:
     """Top images with the channel's activation map blended over them (JPEG bytes)."""
+    return _channel_overlays(model_name, dataset_ref, dataset_digest(dataset_ref), layer, channel, indices)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _channel_overlays(model_name: str, dataset_ref: str, digest: str, layer: str, channel: int,
+                      indices: tuple[int, ...]) -> list[bytes]:
     from PIL import Image
 
+    from ..data.images import encode_image
     from ..featureviz import activation_maps, overlay
     from ..features import load_dataset_images
 
     loaded, ds = model(model_name), dataset(dataset_ref)
     images = load_dataset_images(ds, list(indices), loaded.spec.input_size)
     maps = activation_maps(loaded, layer, images, channel)
-    out = []
-    for img, heat in zip(images, maps):
-        buf = io.BytesIO()
-        Image.fromarray(overlay(img, heat)).resize((160, 160)).save(buf, format="JPEG", quality=85)
-        out.append(buf.getvalue())
-    return out
+    return [encode_image(Image.fromarray(overlay(img, heat)).resize((160, 160)), "JPEG") for img, heat in zip(images, maps)]
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
@@ -161,9 +204,8 @@ def stretched(path: str) -> bytes:
     """An act-max image contrast-stretched for display (1st–99th percentile → 0–255); the file stays raw."""
     from PIL import Image
 
+    from ..data.images import encode_image
+
     img = np.asarray(Image.open(path).convert("RGB"), np.float32)
     lo, hi = np.percentile(img, 1), np.percentile(img, 99)
-    out = np.clip((img - lo) / max(hi - lo, 1.0) * 255, 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(out).save(buf, format="PNG")
-    return buf.getvalue()
+    return encode_image((img - lo) / max(hi - lo, 1.0) * 255)

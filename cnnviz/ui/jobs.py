@@ -17,9 +17,10 @@ import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 
+from ..progress import Progress
+
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
 MAX_JOBS_ENV = "CNNVIZ_MAX_JOBS"
 DEFAULT_MAX_JOBS = 2
 
