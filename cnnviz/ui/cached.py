@@ -6,8 +6,6 @@ recomputed on a rerun. Long first calls show a progress bar.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 import streamlit as st
