@@ -55,13 +55,15 @@ def pca_2d(features: np.ndarray, fit_max: int = FIT_MAX, seed: int = 0) -> np.nd
     """Top-2 principal components (deterministic sign), fitted on at most ``fit_max`` rows."""
     if len(features) < 2:
         return np.zeros((len(features), 2), np.float32)
+    from sklearn.decomposition import PCA
+
     x = np.asarray(features[fit_sample(len(features), fit_max, seed)], np.float64)
-    mean = x.mean(axis=0)
-    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
-    comps = vt[:2]
+    pca = PCA(n_components=min(2, *x.shape), svd_solver="full").fit(x)
+    comps = pca.components_.copy()
     comps *= np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])[:, None]
     if len(comps) < 2:
         comps = np.pad(comps, ((0, 2 - len(comps)), (0, 0)))
+    mean = pca.mean_
     return _in_chunks(features, lambda c: ((c - mean) @ comps.T).astype(np.float32))
 
 

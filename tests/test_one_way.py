@@ -169,3 +169,39 @@ def test_console_script_is_declared():
 
         out = subprocess.run([str(script), "datasets", "--json"], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0 and '"stamps"' in out.stdout
+
+
+def test_every_imported_library_is_pinned():
+    """scikit-learn was imported but not pinned; h5py is now read directly too."""
+    import importlib.metadata as md
+    import re
+
+    root = PACKAGE.parent
+    pinned = set()
+    for name in ("requirements.txt", "requirements-dev.txt", "requirements-nodeps.txt"):
+        for line in (root / name).read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if line:
+                pinned.add(re.split(r"[=<>\[ ;]", line)[0].lower().replace("_", "-"))
+    owners = md.packages_distributions()
+    imported = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    unpinned = {m for m in imported - set(sys.stdlib_module_names) - {"cnnviz"}
+                if not {d.lower().replace("_", "-") for d in owners.get(m, [m])} & pinned}
+    assert not unpinned, f"imported but not pinned in requirements*.txt: {sorted(unpinned)}"
+
+
+def test_pca_map_is_scikit_learns_pca():
+    from sklearn.decomposition import PCA
+
+    from cnnviz.projection import pca_2d
+
+    x = np.random.default_rng(0).normal(size=(200, 12)).astype(np.float32) * np.arange(1, 13, dtype=np.float32)
+    ours = pca_2d(x)
+    ref = PCA(2, svd_solver="full").fit_transform(x.astype(np.float64))
+    np.testing.assert_allclose(np.abs(ours), np.abs(ref), atol=1e-4)
