@@ -22,17 +22,19 @@ except CnnvizError as exc:  # e.g. a broken image inside a folder dataset
     st.stop()
 
 query = st.session_state[state.QUERY]
+results = st.container()  # always there, so the gallery below keeps its place (and its frame) when a query appears
 if query in ds.ids:
     res = search_features(ds, feats, loaded, layer, query, "cosine", None, DEFAULT_K,
                           index=cached.search_index(model_name, ref, layer, "cosine", None))
-    st.subheader(f"Most similar to {res.query_id}")
-    left, right = st.columns([1, 3])
-    with left:
-        widgets.query_card(res, DEFAULT_K, model_name, layer)
-        st.button("Clear query", on_click=state.set_query, args=(None,))
-    with right:
-        widgets.results_grid(res)
-    st.divider()
+    with results:
+        st.subheader(f"Most similar to {res.query_id}")
+        left, right = st.columns([1, 3])
+        with left:
+            widgets.query_card(res, DEFAULT_K, model_name, layer)
+            st.button("Clear query", on_click=state.set_query, args=(None,))
+        with right:
+            widgets.results_grid(res)
+        st.divider()
 
 st.subheader(f"{ds.name}: {len(ds.items)} images, {len(ds.classes)} classes — click one")
 image_gallery(ds, ref, key="home")

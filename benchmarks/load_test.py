@@ -1,9 +1,10 @@
 """Load test: interaction latency with N concurrent browser sessions (localhost only, bounded in time).
 
-    python benchmarks/load_test.py [--sessions 8] [--duration 60] [--port 0]
+    python benchmarks/load_test.py [--sessions 8] [--duration 60] [--port 0] [--images DIR]
 
 Starts the dashboard on 127.0.0.1, opens N headless Debian-chromium pages (one
-Streamlit session each) and has every page click random images on Home for
+Streamlit session each; with ``--images`` each opens that folder through a link,
+its features precomputed) and has every page click random gallery images on Home for
 ``--duration`` seconds. Latency = click → the browser shows the new result
 header ("Most similar to …"), so it includes the server run, the websocket
 and rendering. The first click of each page (cold caches) is not counted.
@@ -24,9 +25,13 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from ui_scale import SHEET, cell_position, check_features  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 NEW_RESULT = """prev => { const h = [...document.querySelectorAll('h3')].find(e => e.innerText.startsWith('Most similar to'));
                          return h !== undefined && h.innerText !== prev; }"""
@@ -38,8 +43,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int) -> subprocess.Popen:
+def start_server(port: int, data_root: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if data_root is not None:
+        env["CNNVIZ_DATA_ROOTS"] = str(data_root)
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true",
                              "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
@@ -54,23 +61,28 @@ def start_server(port: int) -> subprocess.Popen:
     raise SystemExit("streamlit did not start")
 
 
-async def open_session(browser, url: str, classes: list[str]):
-    """A new browser context (= a new Streamlit session) on Home, with its grid of image buttons rendered."""
+async def open_session(browser, url: str):
+    """A new browser context (= a new Streamlit session) on Home, with its gallery sheet loaded."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     await page.goto(url)
     await page.get_by_text("click one").wait_for(timeout=300_000)
-    buttons = page.get_by_role("button", name=re.compile(f"^({'|'.join(map(re.escape, classes))})$"))
-    await buttons.last.wait_for(timeout=300_000)  # the grid renders after its header
-    return context, page, buttons, await buttons.count()
+    sheet = page.frame_locator(SHEET).first.locator("img")
+    await sheet.wait_for(timeout=300_000)
+    return context, page, sheet
 
 
-async def click_loop(page, buttons, count: int, until: float, seed: int) -> tuple[list[float], list[float]]:
+async def click_loop(page, sheet, until: float, seed: int) -> tuple[list[float], list[float]]:
     """(click → result shown, server script time as the app reports it in the sidebar) per click, in ms."""
-    rng, latencies, server, header = random.Random(seed), [], [], ""
+    from cnnviz.gallery import PER_PAGE
+
+    rng, latencies, server, header, last = random.Random(seed), [], [], "", None
     while time.time() < until:
+        n = rng.choice([i for i in range(PER_PAGE) if i != last])  # another image: a new result header
+        last = n
+        x, y = cell_position(await sheet.bounding_box(), n)
         started = time.perf_counter()
-        await buttons.nth(rng.randrange(count)).click()
+        await sheet.click(position={"x": x, "y": y}, no_wait_after=True)
         await page.wait_for_function(NEW_RESULT, arg=header, timeout=120_000)
         latencies.append(1000 * (time.perf_counter() - started))
         header = await page.locator("h3", has_text="Most similar to").first.inner_text()
@@ -80,16 +92,15 @@ async def click_loop(page, buttons, count: int, until: float, seed: int) -> tupl
     return latencies[1:], server[1:]  # the first click warms this session's caches
 
 
-async def run(url: str, sessions: int, duration: float, classes: list[str]) -> list[tuple[list[float], list[float]]]:
+async def run(url: str, sessions: int, duration: float) -> list[tuple[list[float], list[float]]]:
     """Open every session first, then let all of them click for ``duration`` seconds at once."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        opened = await asyncio.gather(*(open_session(browser, url, classes) for _ in range(sessions)))
+        opened = await asyncio.gather(*(open_session(browser, url) for _ in range(sessions)))
         until = time.time() + duration
-        results = await asyncio.gather(*(click_loop(page, buttons, count, until, seed)
-                                         for seed, (_, page, buttons, count) in enumerate(opened)))
+        results = await asyncio.gather(*(click_loop(page, sheet, until, seed) for seed, (_, page, sheet) in enumerate(opened)))
         await browser.close()
     return list(results)
 
@@ -113,21 +124,23 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=8)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of clicking per phase")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--images", type=Path, help="an image folder (features precomputed) instead of the stamps sample")
     args = ap.parse_args()
-    from cnnviz.data import open_dataset
-
-    classes = open_dataset("stamps").classes
+    images = args.images.expanduser().resolve() if args.images else None
+    if images is not None:
+        check_features(images, "efficientnet_lite0")
     port = args.port or free_port()
-    server = start_server(port)
+    server = start_server(port, images.parent if images else None)
     try:
-        url = f"http://127.0.0.1:{port}"
-        asyncio.run(run(url, 1, 15, classes))  # server warm-up: model, features, thumbnails
-        single = summary(asyncio.run(run(url, 1, args.duration, classes)))
-        many = summary(asyncio.run(run(url, args.sessions, args.duration, classes)))
+        url = f"http://127.0.0.1:{port}/" + (f"?dataset={quote(str(images))}" if images else "")
+        asyncio.run(run(url, 1, 15))  # server warm-up: model, features, index, thumbnails
+        single = summary(asyncio.run(run(url, 1, args.duration)))
+        many = summary(asyncio.run(run(url, args.sessions, args.duration)))
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"Home: click an image → results shown in the browser; {os.cpu_count()} CPU cores, server and browsers on this machine")
+    print(f"Home ({images or 'stamps'}): click a gallery image → results shown in the browser; {os.cpu_count()} CPU cores, "
+          "server and browsers on this machine")
     for label, r in (("1 session ", single), (f"{args.sessions} sessions", many)):
         if not r["clicks"]:
             print(f"  {label}: no click finished within the duration")

@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from PIL import Image
+
 from . import cache
 from .errors import CnnvizError
 
-THUMB_VERSION = 1  # bump when the encoding below changes
+THUMB_VERSION = 2  # bump when the encoding below changes (2: small images enlarged)
 JPEG_QUALITY = 85
 _KIND = "thumbnails"
 _FALLBACK_KIND = "features/thumbnails"  # a derived kind check_kind accepts while "thumbnails" is not registered
@@ -54,13 +56,17 @@ def content_digest(path: str | os.PathLike) -> str:
 
 
 def thumbnail_path(path: str | os.PathLike, size: int = 128) -> Path:
-    """The cached JPEG thumbnail (longest side ``size``) of an image file; made on the first request."""
+    """The cached JPEG thumbnail (longest side ``size``, smaller images enlarged) of an image file; made on first request."""
     from .data.images import load_thumbnail
 
     key = f"{content_digest(path)}-{size}-v{THUMB_VERSION}"
 
     def produce(tmp: Path) -> None:
-        load_thumbnail(path, size).convert("RGB").save(tmp, format="JPEG", quality=JPEG_QUALITY)
+        img = load_thumbnail(path, size).convert("RGB")
+        if max(img.size) < size:  # small images (28 px Fashion-MNIST) are enlarged to be seen
+            scale = size / max(img.size)
+            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BICUBIC)
+        img.save(tmp, format="JPEG", quality=JPEG_QUALITY)
 
     return cache.cached_file(store_kind(), key, ".jpg", produce)
 

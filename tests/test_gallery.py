@@ -98,6 +98,8 @@ def test_thumbnail_store_is_keyed_by_content_and_made_once(tmp_path, isolated_ca
     _write(a, (10, 200, 10), (300, 200))  # edited in place: a new thumbnail
     assert thumbnails.thumbnail_path(a, 64) != first
     assert np.argmax(Image.open(thumbnails.thumbnail_path(a, 64)).getpixel((30, 20))) == 1
+    small = _write(tmp_path / "small.png", (0, 0, 200), (28, 14))
+    assert Image.open(thumbnails.thumbnail_path(small, 64)).size == (64, 32)  # enlarged to be seen
 
 
 def test_data_uris_encode_only_the_requested_images(tmp_path, isolated_cache):

@@ -21,7 +21,7 @@ from ..data import ImageDataset
 from . import cached, state
 
 ALL = "All classes"
-VIEWS = {"thumbnails": ":material/grid_view: Thumbnails", "list": ":material/list: List"}
+VIEWS = {"thumbnails": ":material/grid_view:", "list": ":material/list:"}  # a sheet of thumbnails, or a table
 LAYOUT = gallery.SheetLayout()
 
 
@@ -85,7 +85,7 @@ def page_controls(ds: ImageDataset, ref: str, key: str, per_page: int = gallery.
     options = [ALL, *ds.classes] if ds.labelled else [ALL]
     if st.session_state.get(class_key, ALL) not in options:  # another dataset was chosen since
         st.session_state[class_key] = ALL
-    c_class, c_name, c_page, c_prev, c_next, c_rand, c_view = st.columns([3, 3, 2, 1, 1, 2, 3], vertical_alignment="bottom")
+    c_class, c_name, c_page, c_prev, c_next, c_rand, c_view = st.columns([3, 3, 2, 1, 1, 2, 2], vertical_alignment="bottom")
     label = c_class.selectbox("Class", options, key=class_key, on_change=_reset_page, args=(page_key,),
                               disabled=len(options) == 1)
     text = c_name.text_input("File name contains", key=f"{key}.name", on_change=_reset_page, args=(page_key,),
@@ -99,10 +99,10 @@ def page_controls(ds: ImageDataset, ref: str, key: str, per_page: int = gallery.
                   on_click=_set_page, args=(page_key, current - 1))
     c_next.button(":material/chevron_right:", key=f"{key}.next", help="Next page", disabled=current >= n_pages,
                   on_click=_set_page, args=(page_key, current + 1))
-    c_rand.button("Random page", key=f"{key}.random", icon=":material/shuffle:", disabled=n_pages <= 1,
+    c_rand.button("Random", key=f"{key}.random", icon=":material/shuffle:", help="A random page", disabled=n_pages <= 1,
                   on_click=_random_page, args=(page_key, n_pages))
     c_view.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key=f"{key}.view", default="thumbnails",
-                             label_visibility="hidden")
+                             label_visibility="hidden", help="Thumbnails (click one) or a list with file names (select a row)")
     return gallery.page_of(found, current, per_page)
 
 

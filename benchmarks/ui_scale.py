@@ -1,0 +1,288 @@
+"""The dashboard at collection scale: a real streamlit server and real chromium on one image folder.
+
+    python benchmarks/ui_scale.py --images /work/data/fashion-mnist-test [--repeats 10] [--view thumbnails|list] [--json]
+
+The folder's features must be precomputed first (``python -m cnnviz precompute --images DIR --model M``);
+the script refuses to start otherwise, so no timing includes feature extraction. The server gets
+``CNNVIZ_DATA_ROOTS`` = the folder's parent and each browser session opens it through a link
+(``/?dataset=DIR``), as a user sending a colleague a view would.
+
+Timings are in the browser (action → what a user waits for is on screen, images decoded) and, where the
+app reports it, on the server (the script time shown in the sidebar). "cold" = the first time after the
+server started (dataset scan, features, index, thumbnails made); p50/p95 are over the warm repeats.
+  - home first render: a new session opens the link → the gallery sheet is loaded
+  - click → results: a click on a gallery image → "Most similar to <that image>" and all result images loaded
+  - gallery page switch: the next-page button → the new sheet is loaded
+  - search page ready: a new session opens /search?dataset=… → dataset figures, gallery and map are shown
+  - page switch: sidebar link Search → Home and Home → Search, until the page is ready
+Server RSS is read from /proc before the first session and after the last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CHROMIUM = "/usr/bin/chromium"
+SHEET = "iframe[title*='streamlit_image_coordinates']"
+RESULTS_LOADED = """q => { const h = [...document.querySelectorAll('h3')].find(e => e.innerText.startsWith('Most similar to'));
+    if (!h || h.innerText.replace('Most similar to', '').trim() !== q) return false;
+    const imgs = [...document.querySelectorAll("[data-testid='stImage'] img")];
+    return imgs.length >= 16 && imgs.every(i => i.complete && i.naturalWidth > 0); }"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, data_root: Path | None = None) -> subprocess.Popen:
+    """``streamlit run app.py`` on 127.0.0.1:port (optionally with CNNVIZ_DATA_ROOTS), once healthy."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if data_root is not None:
+        env["CNNVIZ_DATA_ROOTS"] = str(data_root)
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+            return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("streamlit did not start")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process (Linux /proc), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cell_position(box: dict, n: int) -> tuple[float, float]:
+    """Where to click (relative to the sheet image's box) to hit the n-th image of a gallery page."""
+    from cnnviz.gallery import PER_PAGE, SheetLayout
+
+    layout = SheetLayout()
+    scale = box["width"] / layout.size(PER_PAGE)[0]
+    return (((n % layout.columns) * layout.pitch_x + layout.cell / 2) * scale,
+            ((n // layout.columns) * layout.pitch_y + layout.cell / 2) * scale)
+
+
+def check_features(images: Path, model: str) -> list[str]:
+    """The folder's image ids; exits with a message when its features are not precomputed."""
+    from cnnviz import cache
+    from cnnviz.data.folder import scan_folder
+    from cnnviz.features import feature_key
+    from cnnviz.workflows import get_model
+
+    ds = scan_folder(images)
+    loaded = get_model(model)
+    key = feature_key(ds.digest(), loaded, loaded.spec.embedding_layer, "avg")
+    if cache.load_matrix("features", key) is None:
+        raise SystemExit(f"features of {images} are not cached: run python -m cnnviz precompute --images {images} --model {model}")
+    return ds.ids
+
+
+def _sheet_src(pg) -> str | None:
+    """The loaded sheet's src (a data URI) once its image is decoded, else None."""
+    try:
+        return pg.frame_locator(SHEET).first.locator("img").evaluate(
+            "i => (i.complete && i.naturalWidth > 0) ? i.src : null", timeout=500)
+    except Exception:  # the frame is not there yet
+        return None
+
+
+def wait_sheet(pg, previous: str | None = None, timeout: float = 300.0) -> str:
+    """Wait until the gallery sheet shows a decoded image other than ``previous``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        src = _sheet_src(pg)
+        if src and src != previous:
+            return src
+        pg.wait_for_timeout(15)
+    raise TimeoutError("the gallery sheet did not load")
+
+
+def server_ms(pg) -> float | None:
+    """The script time the app shows in the sidebar for the run that just finished (read once the run ended)."""
+    pg.locator("[data-testid='stStatusWidget']").wait_for(state="hidden", timeout=300_000)
+    text = pg.get_by_text("server time for this page").first.inner_text()
+    m = re.search(r"(\d+) ms", text)
+    return float(m.group(1)) if m else None
+
+
+def _search_ready(pg, timeout: float = 600.0) -> None:
+    pg.get_by_text("How well does this setting search").first.wait_for(timeout=timeout * 1000)
+    pg.locator("[data-testid='stVegaLiteChart']").last.wait_for(timeout=timeout * 1000)
+    wait_sheet(pg, timeout=timeout)
+
+
+def _home_ready(pg, timeout: float = 600.0) -> None:
+    pg.get_by_text("click one").first.wait_for(timeout=timeout * 1000)
+    wait_sheet(pg, timeout=timeout)
+
+
+def _stats(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+    return {"n": len(values), "p50": statistics.median(values), "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]}
+
+
+def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, seed: int = 0) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    rng = random.Random(seed)
+    out: dict[str, dict] = {}
+    link = f"?dataset={quote(str(images))}"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+
+        def new_page():
+            return browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+
+        # Home first render: each repeat is a new session (a new browser context).
+        shown, server, cold = [], [], None
+        for r in range(repeats + 1):
+            pg = new_page()
+            t = time.perf_counter()
+            pg.goto(base + "/" + link)
+            _home_ready(pg)
+            dt = 1000 * (time.perf_counter() - t)
+            if r == 0:
+                cold = {"browser_ms": dt, "server_ms": server_ms(pg)}
+            else:
+                shown.append(dt)
+                server.append(server_ms(pg))
+            if r < repeats:
+                pg.context.close()
+        out["home first render"] = {"cold": cold, "browser": _stats(shown), "server": _stats([s for s in server if s])}
+
+        if view == "list":
+            pg.get_by_role("button", name="list").click()
+            pg.locator("[data-testid='stDataFrame']").first.wait_for()
+
+        # Click → results (thumbnail view): a different image of page 1 each time.
+        if view == "thumbnails":
+            shown, server, cells = [], [], rng.sample(range(60), repeats + 1)
+            for r, n in enumerate(cells):
+                box = pg.frame_locator(SHEET).first.locator("img").bounding_box()
+                x, y = cell_position(box, n)
+                t = time.perf_counter()
+                pg.frame_locator(SHEET).first.locator("img").click(position={"x": x, "y": y}, no_wait_after=True)
+                pg.wait_for_function(RESULTS_LOADED, arg=ids[n], timeout=300_000, polling=15)
+                dt = 1000 * (time.perf_counter() - t)
+                if r:  # the first click builds the search index: cold
+                    shown.append(dt)
+                    server.append(server_ms(pg))
+                else:
+                    out["click → results"] = {"cold": {"browser_ms": dt, "server_ms": server_ms(pg)}}
+            out["click → results"].update(browser=_stats(shown), server=_stats([s for s in server if s]))
+
+        # Gallery page switch: next page until the new page is on screen.
+        shown, server = [], []
+        for r in range(repeats):
+            first = (r + 1) * 60 + 1
+            t = time.perf_counter()
+            if view == "thumbnails":
+                before = wait_sheet(pg)
+                pg.get_by_role("button", name="chevron_right").first.click()
+                wait_sheet(pg, previous=before)
+            else:
+                pg.get_by_role("button", name="chevron_right").first.click()
+                pg.get_by_text(f"Images {first:,}–").first.wait_for(timeout=120_000)
+                pg.locator("[data-testid='stDataFrame']").first.wait_for()
+            shown.append(1000 * (time.perf_counter() - t))
+            pg.get_by_text(f"Images {first:,}–").first.wait_for(timeout=120_000)
+            server.append(server_ms(pg))
+        out[f"gallery page switch ({view})"] = {"browser": _stats(shown), "server": _stats([s for s in server if s])}
+
+        if view == "thumbnails":
+            # Search page ready in a new session (cold the first time: dataset figures and the projection).
+            shown, server, cold = [], [], None
+            for r in range(max(2, repeats // 2) + 1):
+                sp = new_page()
+                t = time.perf_counter()
+                sp.goto(base + "/search" + link)
+                _search_ready(sp)
+                dt = 1000 * (time.perf_counter() - t)
+                if r == 0:
+                    cold = {"browser_ms": dt, "server_ms": server_ms(sp)}
+                else:
+                    shown.append(dt)
+                    server.append(server_ms(sp))
+                sp.context.close()
+            out["search page ready"] = {"cold": cold, "browser": _stats(shown), "server": _stats([s for s in server if s])}
+
+            # Page switch through the sidebar: Home → Search → Home …
+            shown, server = [], []
+            for r in range(repeats):
+                to_search = r % 2 == 0
+                t = time.perf_counter()
+                pg.get_by_role("link", name="Search (advanced)" if to_search else "Home: image search").click()
+                (_search_ready if to_search else _home_ready)(pg)
+                shown.append(1000 * (time.perf_counter() - t))
+                server.append(server_ms(pg))
+            out["page switch (Home ↔ Search)"] = {"browser": _stats(shown), "server": _stats([s for s in server if s])}
+        browser.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", required=True, type=Path, help="an ImageFolder whose features are precomputed")
+    ap.add_argument("--model", default="efficientnet_lite0", help="the model the dashboard opens with (its default)")
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--view", choices=("thumbnails", "list"), default="thumbnails", help="gallery view to measure")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    images = args.images.expanduser().resolve()
+    ids = check_features(images, args.model)
+    port = free_port()
+    server = start_server(port, images.parent)
+    try:
+        before = rss_mb(server.pid)
+        results = measure(f"http://127.0.0.1:{port}", images, ids, args.repeats, args.view)
+        after = rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    report = {"images": str(images), "n": len(ids), "model": args.model, "repeats": args.repeats, "view": args.view,
+              "cpus": os.cpu_count(), "server_rss_mb": {"before": before, "after": after}, "results": results}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"{images} ({len(ids):,} images), {args.model}; server and chromium on this machine ({os.cpu_count()} CPUs); "
+          f"{args.repeats} warm repeats")
+    print("| step | cold browser | p50 browser | p95 browser | p50 server | p95 server |")
+    print("|---|---|---|---|---|---|")
+    for name, r in results.items():
+        cold = r.get("cold") or {}
+        b, s = r["browser"], r["server"]
+        fmt = lambda v: "–" if v is None else f"{v / 1000:.2f} s"
+        print(f"| {name} | {fmt(cold.get('browser_ms'))} | {fmt(b.get('p50'))} | {fmt(b.get('p95'))} | "
+              f"{fmt(s.get('p50'))} | {fmt(s.get('p95'))} |")
+    print(f"server RSS: {before:.0f} MB before the first session, {after:.0f} MB after")
+
+
+if __name__ == "__main__":
+    main()
