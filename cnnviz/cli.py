@@ -25,6 +25,7 @@ EPILOG = """examples:
   python -m cnnviz benchmark --models efficientnet_lite0,vgg16 --dataset stamps --json
   python -m cnnviz featureviz --model efficientnet_lite0 --layer block5c_out --channels auto --out viz/
   python -m cnnviz bench-search --n 1000000 --dim 1280 --json
+  python -m cnnviz curate --images /data/catalogue --model efficientnet_lite0 --json
   python -m cnnviz attribute photo.jpg --model efficientnet_lite0 --method all --out overlays.png --json
 """
 
@@ -213,6 +214,43 @@ def cmd_attribute(args) -> None:
     print("lower deletion AUC and higher insertion AUC = more faithful" + (f"; overlays written to {data['out']}" if data["out"] else ""))
 
 
+def _stage_progress():
+    """One tqdm bar per curation stage, on stderr."""
+    bars: dict = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = _progress(stage)
+        bars[stage](done, total)
+
+    return update
+
+
+def cmd_curate(args) -> None:
+    from .workflows import curate
+
+    data = curate(args.model, args.dataset, args.images, args.layer, args.pooling, _stage_progress(), args.refresh)
+
+    def render(d):
+        lines = [f"{d['dataset']} × {d['model']} · {d['layer']}: {d['n_images']} images"] + [f"note: {n}" for n in d["notes"]]
+        if d["what_if"]:
+            w = d["what_if"]
+            lines.append(f"mean search score (k={w['k']}, {w['metric']}): {w['original']:.1f} → {w['without_flagged']:.1f} "
+                         f"without the {w['excluded']['total']} flagged images")
+        for title, rows, cols in (("suspected label errors", d["label_issues"], ("id", "given", "suggested", "confidence")),
+                                  ("near-duplicates", d["near_duplicates"], ("a", "b", "kind", "distance")),
+                                  ("leaks between splits", d["leaks"], ("a", "b", "a_split", "b_split", "kind")),
+                                  ("outliers (lower score = more unusual)", d["outliers"], ("id", "score")),
+                                  ("per class", d["class_summary"], ("class", "n", "label_issue_rate", "mean_score"))):
+            if rows or title != "leaks between splits":
+                shown = rows[: args.limit]
+                more = f" (first {len(shown)} of {len(rows)}; --json for all)" if len(rows) > len(shown) else ""
+                lines += ["", f"{title}: {len(rows)}{more}"] + ([_table(shown, cols)] if shown else [])
+        return "\n".join(lines)
+
+    _emit(args, data, render)
+
+
 def cmd_bench_search(args) -> None:
     from .workflows import bench_search
 
@@ -341,6 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deletion-baseline", choices=("zeros", "blur"), default="zeros")
     _add_json(p)
     p.set_defaults(func=cmd_attribute)
+
+    p = feature_opts(sub.add_parser("curate", help="suspected label errors, near-duplicates, outliers, leaks between splits (cleanlab)"))
+    _add_source(p)
+    p.add_argument("--layer", default="embedding", help="layer name, index or 'embedding' (default)")
+    p.add_argument("--limit", type=int, default=20, help="rows per table in the text output (default 20; --json has all)")
+    p.add_argument("--refresh", action="store_true", help="recompute even if a cached result exists")
+    _add_json(p)
+    p.set_defaults(func=cmd_curate)
 
     p = sub.add_parser("bench-search", help="exact vs FAISS search: latency, recall@15, build time at N × D")
     p.add_argument("--n", type=int, default=100_000, help="indexed vectors (default 100000)")

@@ -358,3 +358,71 @@ def clear_cache(kind: str | None = None):
     from . import cache
 
     return cache.clear_cache(kind)
+
+
+def curation_key(ds: ImageDataset, loaded: LoadedModel, layer: str, pooling: str = "avg") -> str:
+    """Disk-cache key of :func:`curate`'s result for this dataset content, model, layer and default settings."""
+    from .curate import CurateConfig, curation_key as key_of
+
+    return key_of(feature_key(ds.digest(), loaded, layer, pooling), CurateConfig())
+
+
+def curate(model: str, dataset: str | None = None, images: str | None = None, layer: str = "embedding",
+           pooling: str = "avg", progress=None, refresh: bool = False) -> dict:
+    """Suspected label errors, near-duplicates, outliers, leaks between splits, per-class rates and a what-if score.
+
+    cleanlab on cached features (see :mod:`cnnviz.curate`); cached on disk per dataset content, model, layer
+    and settings. ``progress(stage, done, total)`` reports each stage; ``refresh`` recomputes.
+    """
+    from .curate import CurateConfig, curate_features, load_curation, save_curation
+    from .data import open_dataset
+
+    if (dataset is None) == (images is None):
+        raise DatasetError("give exactly one of a dataset name or an images folder/zip")
+    ds = open_dataset(dataset if images is None else Path(images))
+    loaded = get_model(model)
+    (layer,) = resolve_layers(loaded.spec, [layer])
+    config = CurateConfig()
+    key = curation_key(ds, loaded, layer, pooling)
+    result = None if refresh else load_curation(key)
+    if result is None:
+        step = (lambda d, t: progress("extracting features", d, t)) if progress else None
+        feats = extract_features(loaded, ds, [layer], pooling, progress=step)[layer]
+        index, _ = search_index(ds, feats, loaded, layer, config.metric, None, pooling,
+                                (lambda d, t: progress("building the search index", d, t)) if progress else None)
+        result = curate_features(ds, feats, index, config, progress)
+        save_curation(key, result)
+    return {"model": model, "layer": layer, "pooling": pooling, **result}
+
+
+def benchmark(models: str | Sequence[str] = "all", dataset: str | ImageDataset | None = None,
+              images: str | Path | None = None, batch_sizes: Sequence[int] = (1, 32), runs: int = 20,
+              throughput_runs: int = 3, use_cache: bool = True, progress: Progress | None = None) -> dict:
+    """Latency, throughput, FLOPs, size and (on a labelled dataset) accuracy of models on this machine;
+    ``progress(i, n)`` as the i-th model starts."""
+    from .benchmark import run_benchmark
+
+    ds = dataset if isinstance(dataset, ImageDataset) or dataset is None and images is None else \
+        open_dataset(dataset, images=images)
+    return run_benchmark(models, ds, list(batch_sizes), runs, throughput_runs, progress=progress, use_cache=use_cache)
+
+
+def bench_search(n: int, dim: int, **options) -> dict:
+    """Exact search against the FAISS index on synthetic data (see :func:`cnnviz.bench_search.bench_search`)."""
+    from .bench_search import bench_search as run
+
+    return run(n, dim, **options)
+
+
+def cache_info() -> dict:
+    """Where the cache is and what each artifact kind holds."""
+    from . import cache
+
+    return cache.cache_info()
+
+
+def clear_cache(kind: str | None = None):
+    """Remove one artifact kind, or everything; returns what was removed."""
+    from . import cache
+
+    return cache.clear_cache(kind)

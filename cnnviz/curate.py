@@ -1,0 +1,462 @@
+"""Curate a dataset with the model's eyes: likely label errors, near-duplicates, outliers, leaks between splits.
+
+The statistics are cleanlab's (``Datalab`` with the ``label``, ``near_duplicate``
+and ``outlier`` issue types). cnnviz supplies what cleanlab needs and does not
+compute itself at this scale:
+
+- out-of-fold class probabilities from a cross-validated linear probe
+  (scikit-learn ``LogisticRegression`` + ``cross_val_predict``) on cached features;
+- the k-nearest-neighbour graph, found with cnnviz's own search index
+  (exact, or the FAISS index above ``ANN_MIN_ROWS``) in bounded blocks of
+  queries, never an N × N matrix; cleanlab takes it as ``knn_graph``;
+- exact duplicates by file content (sha256) and perceptual duplicates by a
+  64-bit DCT hash (``imagehash.phash``), checked among feature neighbours and
+  identical hashes (so also bounded);
+- leaks: duplicate pairs whose images sit in different splits of a
+  ``train/CLASS/…``, ``test/CLASS/…`` folder;
+- the per-class summary and a "what if" search score with the flagged images removed.
+
+Split layouts: cnnviz's folder scanner takes the first folder level as the
+class. When every image sits under a first-level folder named like a split
+(train, test, val, …) curation takes the split from the first level and the
+class from the second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import PurePosixPath
+
+import numpy as np
+
+from .cache import file_digest
+from .data.folder import ImageDataset
+from .scoring import DEFAULT_K, position_weights
+
+SPLIT_NAMES = frozenset({"train", "training", "test", "testing", "val", "valid", "validation", "dev", "eval", "holdout"})
+CURATE_VERSION = 1  # bump when results change for the same inputs
+KIND_ORDER = {"exact": 0, "perceptual": 1, "features": 2}
+
+StageProgress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    """Settings that decide a curation result (all part of its cache key)."""
+
+    metric: str = "cosine"
+    k: int = 10  # neighbours cleanlab's near_duplicate and outlier checks look at (its default)
+    score_k: int = DEFAULT_K  # results per query for the search score
+    folds: int = 5  # cross-validation folds of the probe
+    # The probe sees unit-length features PCA-reduced to 64 dimensions, C = 3: on the three sample sets with 10%
+    # flipped labels this ranked flips as well as or better than all 1280 dimensions, 15-25x faster (docs/curate.md).
+    probe_dim: int = 64
+    probe_c: float = 3.0  # inverse L2 strength of the logistic regression
+    phash_bits: int = 4  # perceptual hashes within this many of 64 bits are duplicates
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Classes and splits of a dataset as curation reads them."""
+
+    labels: list[str | None]
+    splits: list[str] | None  # None when the folder is not split into train/test/…
+    note: str | None
+
+
+def dataset_layout(ds: ImageDataset) -> Layout:
+    """Detect a ``SPLIT/CLASS/…`` layout; otherwise the dataset's own first-level classes."""
+    parts = [PurePosixPath(i.id).parts for i in ds.items]
+    if parts and all(len(p) >= 2 and p[0].lower() in SPLIT_NAMES for p in parts):
+        splits = [p[0] for p in parts]
+        labels = [p[1] if len(p) >= 3 else None for p in parts]
+        names = sorted(set(splits))
+        note = (f"split folders found ({', '.join(names)}): the split is the first folder level and the class the "
+                "second; leaks are duplicates across splits")
+        return Layout(labels, splits, note)
+    return Layout(list(ds.labels), None, None)
+
+
+# --- hashes --------------------------------------------------------------------------------------------------
+
+def _phash(path) -> int:
+    import imagehash
+
+    from .data.images import load_image
+
+    return int(str(imagehash.phash(load_image(path))), 16)
+
+
+def file_hashes(ds: ImageDataset, progress: StageProgress | None = None) -> tuple[list[str], np.ndarray]:
+    """sha256 of every file's bytes and a 64-bit perceptual hash (DCT) of its pixels."""
+    shas, phashes = [], np.zeros(len(ds.items), np.uint64)
+    for n, item in enumerate(ds.items):
+        shas.append(file_digest(item.path))
+        phashes[n] = _phash(item.path)
+        if progress and (n % 64 == 0 or n == len(ds.items) - 1):
+            progress("hashing images", n + 1, len(ds.items))
+    return shas, phashes
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Differing bits between 64-bit hashes (element-wise)."""
+    return np.bitwise_count(np.bitwise_xor(a.astype(np.uint64), b.astype(np.uint64))).astype(np.int64)
+
+
+# --- neighbours ----------------------------------------------------------------------------------------------
+
+EXACT_BLOCK_ENTRIES = 8_000_000  # distances held at once by an exact index (64 MB of float64)
+
+
+def neighbours(features: np.ndarray, index, k: int, progress: StageProgress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest other rows of every row, through ``index.search`` in bounded blocks of queries."""
+    from .search import ExactIndex
+
+    n = len(features)
+    k = min(k, n - 1)
+    block = max(1, min(4096, EXACT_BLOCK_ENTRIES // max(n, 1))) if isinstance(index, ExactIndex) else 4096
+    idx = np.empty((n, k), np.int64)
+    dist = np.empty((n, k), np.float32)
+    for start in range(0, n, block):
+        rows = np.arange(start, min(start + block, n))
+        i, d = index.search(np.asarray(features[rows]), k, exclude=rows)
+        idx[rows], dist[rows] = i, d
+        if progress:
+            progress("finding neighbours", int(rows[-1]) + 1, n)
+    return idx, np.maximum(dist, 0.0)
+
+
+def knn_graph(idx: np.ndarray, dist: np.ndarray, k: int):
+    """cleanlab's kNN graph: a CSR matrix with each row's k neighbours, nearest first."""
+    from scipy.sparse import csr_matrix
+
+    n = len(idx)
+    k = min(k, idx.shape[1])
+    indptr = np.arange(0, n * k + 1, k)
+    return csr_matrix((dist[:, :k].astype(np.float64).ravel(), idx[:, :k].ravel(), indptr), shape=(n, n))
+
+
+# --- the probe -----------------------------------------------------------------------------------------------
+
+def probe_inputs(features: np.ndarray, dim: int, seed: int, fit_rows: int = 20_000, block: int = 65_536) -> np.ndarray:
+    """Unit-length rows, PCA-reduced to ``dim`` when wider (fitted on a seeded sample; applied block by block)."""
+    from sklearn.decomposition import PCA
+
+    def unit(x):
+        x = np.asarray(x, np.float32)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    n, d = features.shape
+    if d <= dim or n <= dim:
+        return unit(features)
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, size=min(n, fit_rows), replace=False))
+    pca = PCA(dim, svd_solver="randomized", random_state=seed).fit(unit(features[sample]))
+    out = np.empty((n, dim), np.float32)
+    for start in range(0, n, block):
+        out[start : start + block] = pca.transform(unit(features[start : start + block]))
+    return out
+
+
+def oof_probabilities(x: np.ndarray, y: np.ndarray, n_classes: int, config: CurateConfig) -> np.ndarray:
+    """Out-of-fold class probabilities (N, n_classes) of a cross-validated logistic-regression probe."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    counts = np.bincount(y, minlength=n_classes)
+    folds = int(max(2, min(config.folds, counts[counts > 0].min())))
+    cv = StratifiedKFold(folds, shuffle=True, random_state=config.seed)
+    probe = LogisticRegression(C=config.probe_c, max_iter=500)
+    with warnings.catch_warnings():  # tiny classes: sklearn warns and fills absent classes with 0
+        warnings.simplefilter("ignore")
+        probs = cross_val_predict(probe, x, y, cv=cv, method="predict_proba", n_jobs=1)
+    probs = np.clip(probs, 1e-6, 1.0)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+# --- cleanlab --------------------------------------------------------------------------------------------------
+
+def run_datalab(y: np.ndarray | None, pred_probs: np.ndarray | None, graph, k: int) -> dict:
+    """cleanlab Datalab's label, near_duplicate and outlier issues from our probabilities and kNN graph."""
+    from cleanlab import Datalab
+
+    labelled = y is not None
+    data = {"label": y} if labelled else {"row": np.arange(graph.shape[0])}
+    issue_types = {"near_duplicate": {"k": k}, "outlier": {"k": k}}
+    if labelled:
+        issue_types["label"] = {"clean_learning_kwargs": {"find_label_issues_kwargs": {"n_jobs": 1}}}
+    lab = Datalab(data=data, label_name="label" if labelled else None, verbosity=0)
+    with contextlib.redirect_stdout(io.StringIO()):  # cleanlab prints progress; CLI --json output stays clean
+        lab.find_issues(pred_probs=pred_probs, knn_graph=graph, issue_types=issue_types)
+    return {
+        "label": lab.get_issues("label") if labelled else None,
+        "near_duplicate": lab.get_issues("near_duplicate"),
+        "near_duplicate_sets": lab.get_info("near_duplicate")["near_duplicate_sets"],
+        "outlier": lab.get_issues("outlier"),
+    }
+
+
+# --- pairs, groups, scores -----------------------------------------------------------------------------------
+
+def cosine_distance(features: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    fa, fb = np.asarray(features[a], np.float64), np.asarray(features[b], np.float64)
+    na, nb = np.linalg.norm(fa, axis=1), np.linalg.norm(fb, axis=1)
+    return np.maximum(1.0 - (fa * fb).sum(1) / np.maximum(na * nb, 1e-12), 0.0)
+
+
+def duplicate_pairs(shas: Sequence[str], phashes: np.ndarray, nbr_idx: np.ndarray, dup_sets: Sequence,
+                    phash_bits: int) -> dict[tuple[int, int], str]:
+    """(a, b) with a < b → the strongest kind of duplicate evidence: exact > perceptual > features.
+
+    Groups of identical file content or identical hash are chained to their first member (m − 1 pairs, not m²).
+    """
+    pairs: dict[tuple[int, int], str] = {}
+
+    def add(a: int, b: int, kind: str) -> None:
+        key = (min(a, b), max(a, b))
+        if a != b and (key not in pairs or KIND_ORDER[kind] < KIND_ORDER[pairs[key]]):
+            pairs[key] = kind
+
+    first: dict = {}
+    for i, s in enumerate(shas):
+        add(first.setdefault(s, i), i, "exact")
+    first = {}
+    for i, h in enumerate(phashes.tolist()):
+        add(first.setdefault(h, i), i, "perceptual")
+    close = hamming(phashes[:, None], phashes[nbr_idx]) <= phash_bits  # each row against its feature neighbours
+    for a, b in zip(*np.nonzero(close)):
+        add(int(a), int(nbr_idx[a, b]), "perceptual")
+    for a, members in enumerate(dup_sets):
+        for b in np.asarray(members).tolist():
+            add(a, int(b), "features")
+    return pairs
+
+
+def duplicate_groups(n: int, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Union-find root (smallest index) of every row; a row is redundant when its root is another row."""
+    parent = np.arange(n)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return np.array([find(i) for i in range(n)])
+
+
+def query_scores(nbr_idx: np.ndarray, labels: np.ndarray, k: int, excluded: np.ndarray | None = None,
+                 requery: Callable[[np.ndarray, int], np.ndarray] | None = None) -> np.ndarray:
+    """Search score (0–100) of every row as the query; with ``excluded``, as if those rows were not in the dataset.
+
+    Excluded rows are neither queries (their score is NaN) nor results. Rows left with fewer than k kept
+    neighbours in ``nbr_idx`` are searched again with more neighbours through ``requery(rows, k)``.
+    """
+    n = len(nbr_idx)
+    excluded = np.zeros(n, bool) if excluded is None else excluded
+    n_kept = int((~excluded).sum())
+    want = min(k, n_kept - 1)
+    w = position_weights(k)
+    out = np.full(n, np.nan)
+    if want <= 0:
+        return out
+    nbr = nbr_idx
+    short = np.flatnonzero(~excluded & ((~excluded[nbr]).sum(axis=1) < want))
+    more = {}
+    wide = nbr.shape[1]
+    while len(short) and requery is not None:
+        wide = min(2 * wide, n - 1)
+        found = requery(short, wide)
+        still = (~excluded[found]).sum(axis=1) < want
+        more.update({int(r): row for r, row in zip(short[~still], found[~still])})
+        if wide >= n - 1:
+            more.update({int(r): row for r, row in zip(short[still], found[still])})
+            break
+        short = short[still]
+    keep = ~excluded[nbr]
+    rank = np.cumsum(keep, axis=1)
+    use = keep & (rank <= want)
+    weight = np.where(use, w[np.clip(rank - 1, 0, k - 1)], 0.0)
+    hits = labels[nbr] == labels[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(excluded, np.nan, 100.0 * (weight * hits).sum(axis=1) / weight.sum(axis=1))
+    for q, row in more.items():
+        kept = row[~excluded[row]][:want]
+        out[q] = 100.0 * float((w[: len(kept)] * (labels[kept] == labels[q])).sum() / w[: len(kept)].sum())
+    return out
+
+
+# --- the whole curation ----------------------------------------------------------------------------------------
+
+def curate_features(ds: ImageDataset, features: np.ndarray, index, config: CurateConfig = CurateConfig(),
+                    progress: StageProgress | None = None) -> dict:
+    """Label issues, duplicates, outliers, leaks, per-class summary and the what-if score of one dataset.
+
+    ``features`` are one layer's (N, D) features of ``ds``; ``index`` answers ``search(queries, k, exclude=)``
+    over them with ``config.metric``. Returns plain data (the CLI's JSON), every list most likely first.
+    """
+    started = time.perf_counter()
+    n = len(ds.items)
+    if n < 3:
+        from .errors import DatasetError
+
+        raise DatasetError(f"{ds.name}: curation needs at least 3 images (found {n})")
+    ids = ds.ids
+    layout = dataset_layout(ds)
+    notes = [layout.note] if layout.note else []
+    shas, phashes = file_hashes(ds, progress)
+    nbr_idx, nbr_dist = neighbours(features, index, max(config.k, config.score_k) + 15, progress)
+
+    labels = layout.labels
+    labelled = all(lab is not None for lab in labels)
+    classes = sorted({lab for lab in labels if lab is not None})
+    y = probs = None
+    if not labelled:
+        missing = sum(lab is None for lab in labels)
+        notes.append(f"no label issues: {missing} of {n} images have no class (label issues and scores need one "
+                     "sub-folder per class); duplicates and outliers are still found")
+    elif len(classes) < 2:
+        notes.append("no label issues: the dataset has a single class")
+        labelled = False
+    else:
+        if progress:
+            progress("cross-validated probe", 0, 1)
+        y = np.array([classes.index(lab) for lab in labels])
+        probs = oof_probabilities(probe_inputs(features, config.probe_dim, config.seed), y, len(classes), config)
+        if progress:
+            progress("cross-validated probe", 1, 1)
+    if progress:
+        progress("cleanlab", 0, 1)
+    lab = run_datalab(y if labelled else None, probs, knn_graph(nbr_idx, nbr_dist, config.k), config.k)
+    if progress:
+        progress("cleanlab", 1, 1)
+
+    label_issues = []
+    is_label_issue = np.zeros(n, bool)
+    if labelled:
+        df = lab["label"]
+        is_label_issue = df["is_label_issue"].to_numpy(bool)
+        score = df["label_score"].to_numpy(float)
+        suggested = probs.argmax(axis=1)
+        for i in sorted(np.flatnonzero(is_label_issue), key=lambda i: (score[i], i)):
+            label_issues.append({"id": ids[i], "given": classes[y[i]], "suggested": classes[suggested[i]],
+                                 "confidence": round(1.0 - float(score[i]), 4)})
+
+    out_df = lab["outlier"]
+    is_outlier = out_df["is_outlier_issue"].to_numpy(bool)
+    out_score = out_df["outlier_score"].to_numpy(float)
+    outliers = [{"id": ids[i], "score": round(float(out_score[i]), 4)}
+                for i in sorted(np.flatnonzero(is_outlier), key=lambda i: (out_score[i], i))]
+
+    pairs = duplicate_pairs(shas, phashes, nbr_idx[:, : config.k], lab["near_duplicate_sets"], config.phash_bits)
+    keys = sorted(pairs)
+    dists = cosine_distance(features, np.array([a for a, _ in keys], int), np.array([b for _, b in keys], int)) if keys else []
+    rows = sorted(((KIND_ORDER[pairs[p]], float(d), p) for p, d in zip(keys, dists)), key=lambda r: (r[0], r[1], r[2]))
+    near_duplicates = [{"a": ids[a], "b": ids[b], "distance": round(d, 6), "kind": pairs[(a, b)]} for _, d, (a, b) in rows]
+    leaks = []
+    if layout.splits is not None:
+        leaks = [{"a": ids[a], "b": ids[b], "a_split": layout.splits[a], "b_split": layout.splits[b],
+                  "distance": round(d, 6), "kind": pairs[(a, b)]}
+                 for _, d, (a, b) in rows if layout.splits[a] != layout.splits[b]]
+
+    roots = duplicate_groups(n, keys)
+    redundant = roots != np.arange(n)
+    class_summary, what_if = [], None
+    if labelled:
+        lab_arr = np.array(labels, dtype=object)
+
+        def requery(rows_: np.ndarray, k: int) -> np.ndarray:
+            return index.search(np.asarray(features[rows_]), k, exclude=rows_)[0]
+
+        scores = query_scores(nbr_idx, lab_arr, config.score_k, None, requery)
+        excluded = is_label_issue | is_outlier | redundant
+        kept_scores = query_scores(nbr_idx, lab_arr, config.score_k, excluded, requery)
+        for c in classes:
+            mask = lab_arr == c
+            class_summary.append({"class": c, "n": int(mask.sum()),
+                                  "label_issue_rate": round(float(is_label_issue[mask].mean()), 4),
+                                  "mean_score": round(float(np.nanmean(scores[mask])), 3)})
+        class_summary.sort(key=lambda r: (-r["label_issue_rate"], r["mean_score"], r["class"]))
+        what_if = {"metric": config.metric, "k": config.score_k, "original": round(float(np.nanmean(scores)), 3),
+                   "without_flagged": round(float(np.nanmean(kept_scores)), 3) if (~excluded).sum() > 1 else None,
+                   "n_queries_original": n, "n_queries_without": int((~excluded).sum()),
+                   "excluded": {"label_issues": int(is_label_issue.sum()), "outliers": int(is_outlier.sum()),
+                                "duplicates": int(redundant.sum()), "total": int(excluded.sum())}}
+    return {
+        "dataset": ds.name, "n_images": n, "classes": classes if labelled else [],
+        "label_issues": label_issues, "near_duplicates": near_duplicates, "outliers": outliers,
+        "class_summary": class_summary, "leaks": leaks, "what_if": what_if,
+        "split_layout": layout.splits is not None, "notes": notes,
+        "settings": config.to_dict(), "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def result_flags(curation: dict | None, query_id: str | None, hit_ids: Sequence[str]) -> dict[str, str]:
+    """Short marks for search results: a suspected label error, or a duplicate of the query."""
+    if not curation:
+        return {}
+    wanted = set(hit_ids)
+    flags: dict[str, str] = {}
+    for r in curation.get("label_issues", []):
+        if r["id"] in wanted:
+            flags[r["id"]] = f"label? {r['given']} → {r['suggested']}"
+    for r in curation.get("near_duplicates", []):
+        other = r["b"] if r["a"] == query_id else r["a"] if r["b"] == query_id else None
+        if other in wanted:
+            flags[other] = "duplicate of the query" + (f"; {flags[other]}" if other in flags else "")
+    return flags
+
+
+# --- disk cache ------------------------------------------------------------------------------------------------
+
+def curation_key(features_key: str, config: CurateConfig = CurateConfig()) -> str:
+    """Cache key of a curation: the features' key (dataset content, model identity, layer, pooling) and settings."""
+    from . import cache
+
+    return cache.make_key("curate", features=features_key, settings=config.to_dict(), version=CURATE_VERSION)
+
+
+def _curation_path(key: str):
+    from . import cache
+
+    return cache.entry_dir("curate") / f"{key}.json"
+
+
+def load_curation(key: str) -> dict | None:
+    """A cached curation result, or None (a missing or unreadable entry; an unreadable one is removed)."""
+    import json
+
+    from . import cache
+
+    path = _curation_path(key)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        if data.get("key") != key:
+            raise ValueError("key mismatch")
+    except (OSError, ValueError):
+        cache.safe_remove(path)
+        return None
+    cache.mark_used(path)
+    return data["result"]
+
+
+def save_curation(key: str, result: dict) -> None:
+    from . import cache
+
+    cache.write_json_atomic(_curation_path(key), {"key": key, "result": result})
