@@ -394,35 +394,3 @@ def curate(model: str, dataset: str | None = None, images: str | None = None, la
         save_curation(key, result)
     return {"model": model, "layer": layer, "pooling": pooling, **result}
 
-
-def benchmark(models: str | Sequence[str] = "all", dataset: str | ImageDataset | None = None,
-              images: str | Path | None = None, batch_sizes: Sequence[int] = (1, 32), runs: int = 20,
-              throughput_runs: int = 3, use_cache: bool = True, progress: Progress | None = None) -> dict:
-    """Latency, throughput, FLOPs, size and (on a labelled dataset) accuracy of models on this machine;
-    ``progress(i, n)`` as the i-th model starts."""
-    from .benchmark import run_benchmark
-
-    ds = dataset if isinstance(dataset, ImageDataset) or dataset is None and images is None else \
-        open_dataset(dataset, images=images)
-    return run_benchmark(models, ds, list(batch_sizes), runs, throughput_runs, progress=progress, use_cache=use_cache)
-
-
-def bench_search(n: int, dim: int, **options) -> dict:
-    """Exact search against the FAISS index on synthetic data (see :func:`cnnviz.bench_search.bench_search`)."""
-    from .bench_search import bench_search as run
-
-    return run(n, dim, **options)
-
-
-def cache_info() -> dict:
-    """Where the cache is and what each artifact kind holds."""
-    from . import cache
-
-    return cache.cache_info()
-
-
-def clear_cache(kind: str | None = None):
-    """Remove one artifact kind, or everything; returns what was removed."""
-    from . import cache
-
-    return cache.clear_cache(kind)
