@@ -63,7 +63,11 @@ table = cached.comparison(ref, tuple(chosen), tuple(METRICS), p)
 st.altair_chart(charts.score_heatmap(table, metric), width="stretch")
 st.subheader("Every metric, embedding layer")
 st.altair_chart(charts.metric_by_model(table), width="stretch")
-st.caption(f"Scores use k = {DEFAULT_K}, every image as a query (the query excluded from its own results). "
+sampled = table[table.n_queries < table.n_images]
+queries = ("every image as a query" if sampled.empty else f"a seeded sample of {int(sampled.n_queries.max()):,} of "
+           f"{int(sampled.n_images.max()):,} images as queries (mean score ± {sampled.mean_score_ci95.max():.1f} or "
+           "better, 95% interval: column mean_score_ci95)")
+st.caption(f"Scores use k = {DEFAULT_K}, {queries}; the query is excluded from its own results. "
            "Measured on this dataset with these models' cached features.")
 st.download_button("Download the table (CSV)", table.to_csv(index=False).encode(), file_name=f"cnnviz-compare-{ds.name}.csv",
                    mime="text/csv")

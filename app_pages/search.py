@@ -7,7 +7,7 @@ from cnnviz.data.images import UPLOAD_TYPES
 from cnnviz.errors import CnnvizError
 from cnnviz.features import POOLINGS
 from cnnviz.projection import FIT_MAX, points_to_draw, umap_metric, umap_ready
-from cnnviz.scoring import DEFAULT_K
+from cnnviz.scoring import DEFAULT_K, SCORE_K, figure_text, figures_note
 from cnnviz.search import METRICS
 from cnnviz.ui import cached, charts, state, widgets
 from cnnviz.ui.gallery import image_gallery
@@ -30,7 +30,8 @@ p = None
 if metric == "minkowski":
     p = c2.slider("Minkowski p", 1.0, 8.0, 3.0, 0.5, key="search.p")
     c2.caption("p = 2 ranks exactly like euclidean, p = 1 like manhattan.")
-top_k = c4.number_input("Top k", 1, 50, DEFAULT_K, key="search.top_k")
+top_k = c4.number_input("Top k", 1, 50, DEFAULT_K, key="search.top_k",
+                        help=f"How many results to show. The search score always uses the top {SCORE_K}, as everywhere.")
 
 try:
     feats = cached.features(model_name, ref, layer, pooling)
@@ -64,7 +65,7 @@ if res is not None:
     st.caption(f"Search: {res.backend}.")
     left, right = st.columns([1, 3])
     with left:
-        widgets.query_card(res, int(top_k), model_name, layer)
+        widgets.query_card(res, res.score_k, model_name, layer)
     with right:
         widgets.results_grid(res)
 else:
@@ -72,12 +73,13 @@ else:
 
 st.divider()
 if ds.labelled:
-    report = cached.retrieval_report(model_name, ref, layer, metric, p, pooling, int(top_k))
+    report = cached.retrieval_report(model_name, ref, layer, metric, p, pooling)
     st.subheader("How well does this setting search the whole dataset?")
     m1, m2, m3 = st.columns(3)
-    m1.metric("Mean search score", f"{report['mean_score']:.1f}", help="Mean over every image used as the query")
-    m2.metric(f"Precision@{int(top_k)}", f"{report['precision_at_k']:.3f}")
-    m3.metric("Leave-one-out 5-NN accuracy", f"{report['knn_accuracy']:.3f}")
+    m1.metric("Mean search score", figure_text(report, "mean_score", 1), help="Mean over the images used as the query")
+    m2.metric(f"Precision@{report['score_k']}", figure_text(report, "precision_at_k", 3))
+    m3.metric("Leave-one-out 5-NN accuracy", figure_text(report, "knn_accuracy", 3))
+    st.caption(f"Dataset figures: {figures_note(report)}.")
     st.altair_chart(charts.per_class_scores(report["per_class"], res.query_label if res else None), width="stretch")
 else:
     st.caption("This dataset has no classes, so there is no score — search and the map still work.")

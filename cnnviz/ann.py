@@ -1,18 +1,33 @@
 """Approximate nearest-neighbour search with FAISS, for collections too large to scan.
 
-Below :data:`ANN_MIN_ROWS` rows cnnviz scans exactly (numpy, see
-:mod:`cnnviz.search`): at 100k × 1280 an exact query is still a few tens of
-ms. Above it, cosine / inner-product / (squared) euclidean searches use a FAISS
-IVF-Flat index: k-means cells (``nlist`` ≈ √N), and each query scans the
-``nprobe`` nearest cells. ``nprobe`` is not guessed: :meth:`FaissIndex.tune`
-measures recall@15 against exact search on held-out queries and keeps the
-smallest ``nprobe`` that reaches the target (0.95). Other metrics (manhattan,
-chebyshev, minkowski) have no FAISS index here and fall back to exact search.
+Below :data:`ANN_MIN_ROWS` rows cnnviz scans exactly (see :mod:`cnnviz.search`).
+Above it a FAISS index proposes candidates and cnnviz ranks them exactly
+(float64 ``cdist`` on the memory-mapped full vectors), so every distance shown
+is exact and only the candidate set is approximate. Index kinds:
 
-IVF rather than HNSW: on this 2-core machine an HNSW graph over 1M × 1280
-would take far longer to build than k-means over a 50k sample plus one
-assignment pass, and IVF-Flat scans exactly the vectors it keeps (no
-quantisation error), so recall depends on ``nprobe`` alone.
+* ``ivf``: IVF-Flat on the full vectors (k-means cells, ``nlist`` ≈ √N; each
+  query scans ``nprobe`` cells). Every metric: cosine (unit rows, L2),
+  (squared) euclidean (L2), inner product, manhattan (``METRIC_L1``),
+  chebyshev (``METRIC_Linf``) and minkowski (``METRIC_Lp`` with p).
+* ``pca-ivf``: the same over the vectors projected by PCA to
+  :data:`PCA_DIM` dimensions (FAISS ``PCAMatrix`` fitted on a sample): a
+  query scans 10× fewer bytes, and the exact re-ranking of
+  :data:`RERANK` × k candidates repairs the projection's error. Only for
+  cosine and (squared) euclidean: an orthogonal projection of centred data
+  approximates L2 distances, not inner products or L1 / L∞ / Lp.
+* ``hnsw``: a FAISS HNSW graph over the PCA-projected vectors (same metrics
+  as ``pca-ivf``), ``efSearch`` tuned; slower to build.
+
+``auto`` is ``pca-ivf`` where the metric allows it, else ``ivf``. The search
+breadth (``nprobe`` or ``efSearch``) is not guessed: :meth:`AnnIndex.tune`
+takes the smallest that reaches recall@15 ≥ 0.97 on tuning queries, and the
+recall the UI shows is measured afterwards on *other* queries. Queries that
+are dataset images are searched as the product searches them: the query is
+excluded from its own results, in the truth and in the index's answer.
+
+FAISS answers id −1 when the probed cells hold fewer vectors than asked
+for; such queries are searched again with twice the breadth, and a query
+still short (only possible on tiny sets) is answered by exact search.
 """
 
 from __future__ import annotations
@@ -26,13 +41,18 @@ import numpy as np
 
 from . import cache
 from .progress import Progress
-from .search import ExactIndex, check_metric
+from .search import ExactIndex, check_metric, exact_distances
 
 ANN_MIN_ROWS = 100_000
 TARGET_RECALL = 0.95
 TUNE_MARGIN = 0.02  # tune to 0.97 on the tuning queries so unseen queries still reach 0.95
-FAISS_METRICS = ("cosine", "inner_product", "euclidean", "sqeuclidean")
+INDEX_KINDS = ("auto", "ivf", "pca-ivf", "hnsw")
+PCA_METRICS = ("cosine", "euclidean", "sqeuclidean")
+PCA_DIM = 128
+RERANK = 8  # candidates ranked exactly per query: RERANK × k
+HNSW_M = 32
 ADD_CHUNK = 65_536  # rows normalised and added at a time (bounded memory over a memory-mapped matrix)
+INDEX_VERSION = 2  # part of the cache key: bump when the index layout or tuning changes
 
 
 def _faiss():
@@ -56,88 +76,160 @@ def default_nlist(n: int) -> int:
     return int(max(16, 2 ** round(np.log2(max(np.sqrt(n), 1)))))
 
 
+def resolve_kind(kind: str, metric: str) -> str:
+    """``auto`` → ``pca-ivf`` where PCA keeps the metric's ranking approximately, else ``ivf``."""
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"unknown index kind {kind!r}; choose one of: {', '.join(INDEX_KINDS)}")
+    if kind == "auto":
+        return "pca-ivf" if metric in PCA_METRICS else "ivf"
+    if kind != "ivf" and metric not in PCA_METRICS:
+        raise ValueError(f"{kind} projects with PCA, which does not keep {metric} rankings; use ivf")
+    return kind
+
+
+def _faiss_metric(metric: str):
+    """(FAISS metric type, metric_arg). Cosine is L2 over unit rows (same order as cosine distance)."""
+    faiss = _faiss()
+    return {"cosine": (faiss.METRIC_L2, 0.0), "euclidean": (faiss.METRIC_L2, 0.0), "sqeuclidean": (faiss.METRIC_L2, 0.0),
+            "inner_product": (faiss.METRIC_INNER_PRODUCT, 0.0), "manhattan": (faiss.METRIC_L1, 0.0),
+            "chebyshev": (faiss.METRIC_Linf, 0.0), "minkowski": (faiss.METRIC_Lp, None)}[metric]
+
+
 @dataclass
 class IndexInfo:
+    kind: str  # "ivf" | "pca-ivf" | "hnsw"
     metric: str
+    p: float
     n: int
     dim: int
-    nlist: int
-    nprobe: int
-    recall_at_k: float | None  # measured by tune(); None until tuned
+    reduced_dim: int  # dimensions the index searches (dim without PCA)
+    nlist: int  # IVF cells (0 for HNSW)
+    probe: int  # nprobe (IVF) or efSearch (HNSW)
+    rerank: int  # candidates ranked exactly per query
     k: int
     build_s: float
+    tuned_recall: float | None = None  # on the tuning queries
+    recall_at_k: float | None = None  # on other queries, measured after tuning
+
+    @property
+    def breadth(self) -> str:
+        return f"efSearch {self.probe}" if self.kind == "hnsw" else f"nlist {self.nlist}, nprobe {self.probe}"
+
+    def describe(self) -> str:
+        pca = f" over PCA-{self.reduced_dim}" if self.reduced_dim < self.dim else ""
+        return f"FAISS {self.kind.upper().replace('PCA-', '')}{pca} ({self.breadth}), {self.rerank} candidates ranked exactly"
 
 
-class FaissIndex:
-    """An IVF-Flat FAISS index with the same ``search`` contract as :class:`~cnnviz.search.ExactIndex`."""
+class AnnIndex:
+    """A FAISS index proposing candidates, ranked exactly; the same ``search`` contract as :class:`ExactIndex`."""
 
-    def __init__(self, index, info: IndexInfo):
-        self.index, self.info = index, info
+    def __init__(self, index, info: IndexInfo, features: np.ndarray):
+        self.index, self.info, self.features = index, info, features
         self.metric = info.metric
-        self.index.nprobe = info.nprobe
 
     def __len__(self) -> int:
         return self.info.n
 
     @classmethod
-    def build(cls, features: np.ndarray, metric: str = "cosine", nlist: int | None = None, train_size: int = 50_000,
-              seed: int = 0, progress: Progress | None = None) -> FaissIndex:
-        """Train k-means cells on a sample, then add every row in chunks (works on a memory-mapped matrix)."""
-        if metric not in FAISS_METRICS:
-            raise ValueError(f"FAISS index supports {', '.join(FAISS_METRICS)}, not {metric}")
+    def build(cls, features: np.ndarray, metric: str = "cosine", p: float | None = None, kind: str = "auto",
+              nlist: int | None = None, pca_dim: int = PCA_DIM, train_size: int = 50_000, seed: int = 0,
+              progress: Progress | None = None) -> AnnIndex:
+        """Train on a seeded sample, then add every row in chunks (works on a memory-mapped matrix)."""
         faiss = _faiss()
+        p = check_metric(metric, p)
+        kind = resolve_kind(kind, metric)
         started = time.perf_counter()
         n, dim = features.shape
-        nlist = nlist or default_nlist(n)
-        ip = metric in ("cosine", "inner_product")
-        quantizer = faiss.IndexFlatIP(dim) if ip else faiss.IndexFlatL2(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT if ip else faiss.METRIC_L2)
+        ftype, arg = _faiss_metric(metric)
+        reduced = min(dim, pca_dim) if kind != "ivf" else dim
+        if kind == "hnsw":
+            nlist = 0
+            inner = faiss.IndexHNSWFlat(reduced, HNSW_M, ftype)
+            inner.hnsw.efConstruction = 80
+        else:
+            nlist = nlist or default_nlist(n)
+            # cells are found by L2 (BLAS) even for L1 / L∞ / Lp: FAISS scans those metrics without BLAS,
+            # ~1000× slower to assign 1M rows, and the k-means cells are L2 cells anyway
+            quantizer = faiss.IndexFlat(reduced, ftype if ftype == faiss.METRIC_INNER_PRODUCT else faiss.METRIC_L2)
+            inner = faiss.IndexIVFFlat(quantizer, reduced, nlist, ftype)
+            inner.cp.seed = seed
+            if metric == "minkowski":
+                inner.metric_arg = p
+        index = faiss.IndexPreTransform(faiss.PCAMatrix(dim, reduced), inner) if reduced < dim else inner
         rng = np.random.default_rng(seed)
         sample = np.sort(rng.choice(n, size=min(n, max(train_size, nlist * 40)), replace=False))
-        index.cp.seed = seed
         index.train(_rows(features[sample], metric))
         for start in range(0, n, ADD_CHUNK):
             index.add(_rows(features[start : start + ADD_CHUNK], metric))
             if progress:
                 progress(min(start + ADD_CHUNK, n), n)
-        info = IndexInfo(metric, n, dim, nlist, nprobe=1, recall_at_k=None, k=15, build_s=time.perf_counter() - started)
-        return cls(index, info)
+        info = IndexInfo(kind, metric, p, n, dim, reduced, nlist, probe=1 if kind != "hnsw" else 16, rerank=RERANK * 15,
+                         k=15, build_s=time.perf_counter() - started)
+        return cls(index, info, features)
 
-    def _raw_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        scores, idx = self.index.search(_rows(np.atleast_2d(queries), self.metric), k)
-        if self.metric == "cosine":
-            dist = 1.0 - scores
-        elif self.metric == "inner_product":
-            dist = -scores
-        elif self.metric == "euclidean":
-            dist = np.sqrt(np.maximum(scores, 0.0))
-        else:
-            dist = scores
-        return idx.astype(np.int64), dist.astype(np.float64)
+    def _params(self, probe: int):
+        faiss = _faiss()
+        inner = faiss.SearchParametersHNSW(efSearch=probe) if self.info.kind == "hnsw" else \
+            faiss.SearchParametersIVF(nprobe=min(probe, self.info.nlist))
+        return faiss.SearchParametersPreTransform(index_params=inner) if self.info.reduced_dim < self.info.dim else inner
 
-    def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Indices and distances of the (approximately) k nearest rows per query, best first."""
-        k = min(k, self.info.n - (0 if exclude is None else 1))
-        idx, dist = self._raw_search(queries, k + (0 if exclude is None else 1))
-        if exclude is None:
-            return idx, dist
-        out_i, out_d = np.empty((len(idx), k), np.int64), np.empty((len(idx), k))
-        for r, (row_i, row_d, ex) in enumerate(zip(idx, dist, np.broadcast_to(exclude, (len(idx),)))):
-            keep = row_i != ex
-            out_i[r], out_d[r] = row_i[keep][:k], row_d[keep][:k]
+    def _max_probe(self) -> int:
+        return self.info.nlist if self.info.kind != "hnsw" else max(self.info.n, 16)
+
+    def candidates(self, queries: np.ndarray, m: int, probe: int | None = None) -> np.ndarray:
+        """(Q, ≤ m) candidate ids per query, never −1 (short rows are searched again with twice the breadth)."""
+        q = _rows(np.atleast_2d(queries), self.metric)
+        probe = probe or self.info.probe
+        want = max(m, probe) if self.info.kind == "hnsw" else probe
+        _, ids = self.index.search(q, m, params=self._params(want))
+        short = np.flatnonzero((ids < 0).any(axis=1))
+        while len(short) and want < self._max_probe():
+            want = min(2 * want, self._max_probe())
+            _, again = self.index.search(q[short], m, params=self._params(max(want, m) if self.info.kind == "hnsw" else want))
+            ids[short] = again
+            short = short[(again < 0).any(axis=1)]
+        return ids
+
+    def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
+               probe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and exact float64 distances of the (approximately) k nearest rows per query, best first."""
+        q = np.atleast_2d(np.asarray(queries))
+        ex = None if exclude is None else np.broadcast_to(np.asarray(exclude, np.int64), (len(q),))
+        k = max(0, min(k, self.info.n - (0 if ex is None else 1)))
+        m = min(self.info.n, max(self.info.rerank, k) + (0 if ex is None else 1))
+        ids = self.candidates(q, m, probe)
+        out_i, out_d = np.empty((len(q), k), np.int64), np.empty((len(q), k))
+        exact = None
+        for r, row in enumerate(ids):
+            cand = np.unique(row[row >= 0])
+            if ex is not None:
+                cand = cand[cand != ex[r]]
+            if len(cand) < k:  # FAISS found too few even at full breadth: scan exactly
+                exact = exact if exact is not None else ExactIndex(self.features, self.metric, self.info.p)
+                out_i[r], out_d[r] = (a[0] for a in exact.search(q[r], k, None if ex is None else ex[r : r + 1]))
+                continue
+            d = exact_distances(q[r], self.features[cand], self.metric, self.info.p)[0]
+            order = np.lexsort((cand, d))[:k]
+            out_i[r], out_d[r] = cand[order], d[order]
         return out_i, out_d
 
-    def tune(self, queries: np.ndarray, exact_neighbours: np.ndarray, target: float = TARGET_RECALL) -> IndexInfo:
-        """Smallest nprobe (1, 2, 3, 4, 6, 8, 12, … nlist) whose recall@k against ``exact_neighbours`` reaches ``target``."""
-        k = exact_neighbours.shape[1]
-        for nprobe in nprobe_steps(self.info.nlist):
-            self.index.nprobe = nprobe
-            found, _ = self._raw_search(queries, k)
-            recall = recall_at_k(found, exact_neighbours)
+    def tune(self, queries: np.ndarray, truth: np.ndarray, target: float = TARGET_RECALL + TUNE_MARGIN,
+             exclude: np.ndarray | None = None) -> IndexInfo:
+        """Smallest breadth (nprobe or efSearch) whose recall@k against ``truth`` reaches ``target``."""
+        k = truth.shape[1]
+        steps = nprobe_steps(self.info.nlist) if self.info.kind != "hnsw" else [16, 24, 32, 48, 64, 96, 128, 192, 256,
+                                                                                 384, 512, 768, 1024, 2048]
+        for probe in steps:
+            recall = recall_at_k(self.search(queries, k, exclude, probe=probe)[0], truth)
             if recall >= target:
                 break
-        self.info.nprobe, self.info.recall_at_k, self.info.k = nprobe, recall, k
+        self.info.probe, self.info.tuned_recall, self.info.k = probe, recall, k
         return self.info
+
+    def measure(self, queries: np.ndarray, truth: np.ndarray, exclude: np.ndarray | None = None) -> float:
+        """Recall@k on queries not used for tuning (stored in the info)."""
+        self.info.recall_at_k = recall_at_k(self.search(queries, truth.shape[1], exclude)[0], truth)
+        return self.info.recall_at_k
 
     def save(self, path: Path) -> None:
         faiss = _faiss()
@@ -146,8 +238,8 @@ class FaissIndex:
         cache.write_json_atomic(path.with_suffix(".json"), {**asdict(self.info), "bytes": path.stat().st_size})
 
     @classmethod
-    def load(cls, path: Path) -> FaissIndex | None:
-        """The saved index, or None when it is missing or does not match its sidecar."""
+    def load(cls, path: Path, features: np.ndarray) -> AnnIndex | None:
+        """The saved index, or None when it is missing or does not match its sidecar or the features."""
         side = path.with_suffix(".json")
         if not (path.exists() and side.exists()):
             return None
@@ -155,10 +247,13 @@ class FaissIndex:
             meta = json.loads(side.read_text())
             if meta.pop("bytes") != path.stat().st_size:
                 raise ValueError("size does not match the sidecar")
-            return cls(_faiss().read_index(str(path)), IndexInfo(**meta))
+            info = IndexInfo(**meta)
+            if (info.n, info.dim) != tuple(features.shape):
+                raise ValueError("index does not match the features")
+            return cls(_faiss().read_index(str(path)), info, features)
         except (OSError, ValueError, TypeError, KeyError, RuntimeError):  # unreadable: rebuild, never trust
-            cache.safe_remove(path)
-            cache.safe_remove(side)
+            path.unlink(missing_ok=True)
+            side.unlink(missing_ok=True)
             return None
 
 
@@ -177,50 +272,57 @@ def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
     return float(np.mean([len(set(f[:k]) & set(e)) / k for f, e in zip(found, exact)]))
 
 
-def exact_neighbours(features: np.ndarray, queries: np.ndarray, metric: str, k: int, block: int = 131_072) -> np.ndarray:
-    """Exact top-k of queries over a (possibly memory-mapped) matrix, block by block (bounded memory)."""
-    best_d = np.full((len(queries), 0), np.inf)
-    best_i = np.zeros((len(queries), 0), np.int64)
-    for start in range(0, len(features), block):
-        idx, dist = ExactIndex(features[start : start + block], metric).search(queries, k)
-        best_i = np.concatenate([best_i, idx + start], axis=1)
-        best_d = np.concatenate([best_d, dist], axis=1)
-        order = np.argsort(best_d, axis=1, kind="stable")[:, :k]
-        best_i, best_d = np.take_along_axis(best_i, order, 1), np.take_along_axis(best_d, order, 1)
-    return best_i
+def exact_neighbours(features: np.ndarray, queries: np.ndarray, metric: str, k: int, p: float | None = None,
+                     exclude: np.ndarray | None = None) -> np.ndarray:
+    """Exact top-k of queries over a (possibly memory-mapped) matrix (bounded memory, see :class:`ExactIndex`)."""
+    return ExactIndex(features, metric, p).search(queries, k, exclude)[0]
 
 
 @dataclass(frozen=True)
 class SearchBackend:
     """What a search will use, and why (shown in the UI)."""
 
-    kind: str  # "exact" | "faiss-ivf"
+    kind: str  # "exact" | "ivf" | "pca-ivf" | "hnsw"
     note: str
 
 
 def choose_backend(n: int, metric: str) -> SearchBackend:
     check_metric(metric)
     if n < ANN_MIN_ROWS:
-        return SearchBackend("exact", f"exact search over {n:,} vectors (numpy)")
-    if metric not in FAISS_METRICS:
-        return SearchBackend("exact", f"{metric} has no FAISS index: exact search over {n:,} vectors (slower at this size)")
-    return SearchBackend("faiss-ivf", f"FAISS IVF index over {n:,} vectors, nprobe tuned for recall@15 ≥ {TARGET_RECALL}")
+        return SearchBackend("exact", f"exact search over {n:,} vectors (numpy, ranked like float64 cdist)")
+    kind = resolve_kind("auto", metric)
+    return SearchBackend(kind, f"FAISS {kind} index over {n:,} vectors, breadth tuned for recall@15 ≥ {TARGET_RECALL}")
+
+
+def tuning_queries(n: int, seed: int = 1, size: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint seeded sets of row indices: one to tune the breadth, one to measure recall afterwards."""
+    rows = np.random.default_rng(seed).choice(n, size=min(n, 2 * size), replace=False)
+    half = len(rows) // 2
+    return np.sort(rows[:half]), np.sort(rows[half:])
 
 
 def get_index(features: np.ndarray, metric: str, features_key: str, p: float | None = None,
-              progress: Progress | None = None) -> tuple[ExactIndex | FaissIndex, SearchBackend]:
-    """The index a search over these features should use: exact, or a FAISS index built once and cached on disk."""
+              progress: Progress | None = None) -> tuple[ExactIndex | AnnIndex, SearchBackend]:
+    """The index a search over these features should use: exact, or a FAISS index built once and cached on disk.
+
+    Tuning and measuring use dataset rows as queries, each excluded from its own results —
+    exactly how the product searches a dataset image.
+    """
     backend = choose_backend(len(features), metric)
     if backend.kind == "exact":
         return ExactIndex(features, metric, p), backend
-    path = cache.entry_dir("ann") / f"{cache.make_key('ann', features=features_key, metric=metric, target=TARGET_RECALL)}.faiss"
-    index = FaissIndex.load(path)
+    p = check_metric(metric, p)
+    key = cache.make_key("ann", features=features_key, metric=metric, p=p, index=backend.kind, pca=PCA_DIM,
+                         rerank=RERANK, target=TARGET_RECALL, version=INDEX_VERSION)
+    path = cache.entry_dir("ann") / f"{key}.faiss"
+    index = AnnIndex.load(path, features)
     if index is None:
-        index = FaissIndex.build(features, metric, progress=progress)
-        rng = np.random.default_rng(1)
-        q = np.asarray(features[np.sort(rng.choice(len(features), size=min(200, len(features)), replace=False))])
-        index.tune(q, exact_neighbours(features, q, metric, 15), TARGET_RECALL + TUNE_MARGIN)
+        index = AnnIndex.build(features, metric, p, backend.kind, progress=progress)
+        tune_rows, test_rows = tuning_queries(len(features))
+        for rows, step in ((tune_rows, index.tune), (test_rows, index.measure)):
+            q = np.asarray(features[rows])
+            step(q, exact_neighbours(features, q, metric, 15, p, exclude=rows), exclude=rows)
         index.save(path)
     info = index.info
-    return index, SearchBackend("faiss-ivf", f"FAISS IVF index over {info.n:,} vectors: nlist {info.nlist}, nprobe "
-                                f"{info.nprobe}, measured recall@{info.k} {info.recall_at_k:.3f} vs exact")
+    return index, SearchBackend(info.kind, f"{info.describe()} over {info.n:,} vectors; measured recall@{info.k} "
+                                f"{info.recall_at_k:.3f} vs exact on {len(tuning_queries(info.n)[1])} other queries")

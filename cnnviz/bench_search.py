@@ -1,4 +1,4 @@
-"""``bench-search``: exact versus FAISS search speed and recall at a given scale, measured in one run.
+"""``bench-search``: exact versus FAISS search speed, recall, build time and memory at a given scale, in one run.
 
 The vectors are synthetic but shaped like pooled CNN features: ``clusters``
 classes in a 64-d latent space (with the default ``spread`` 1.0 a class is as
@@ -10,14 +10,19 @@ distances are nearly equal and no index — nor a user — can tell neighbours a
 They are written chunk by chunk to a memory-mapped file, as a large
 collection's features are, so N × D may exceed what one array in RAM would hold.
 
-Queries are extra vectors from the same distribution, not in the index:
-100 tune ``nprobe``, 100 others measure the reported recall@15.
+Recall is measured on vectors from the same distribution that are *not* in the
+index: ``n_queries`` tune the index's breadth, ``n_queries`` others measure the
+reported recall@15. Speed is measured the way the product searches: a dataset
+image as the query, excluded from its own results, one query per call —
+:meth:`ExactIndex.search` (the exact path the dashboard runs) against
+:meth:`AnnIndex.search` (FAISS candidates ranked exactly).
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -25,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .ann import TARGET_RECALL, TUNE_MARGIN, FaissIndex, exact_neighbours, recall_at_k
+from .ann import TARGET_RECALL, TUNE_MARGIN, AnnIndex, exact_neighbours, recall_at_k
+from .search import ExactIndex
 
 CHUNK = 65_536
 
@@ -46,40 +52,54 @@ def synthetic_features(n: int, dim: int, path: Path, seed: int = 0, clusters: in
     return out
 
 
-def _exact_query_ms(features: np.ndarray, query: np.ndarray, k: int, block: int = 131_072) -> float:
-    """One cosine query over unit rows (a matrix–vector product per block, then top-k), in ms."""
-    t = time.perf_counter()
-    scores = np.concatenate([features[s : s + block] @ query for s in range(0, len(features), block)])
-    np.argpartition(-scores, k)[:k]
-    return 1000 * (time.perf_counter() - t)
+def _per_query_ms(search, base: np.ndarray, rows: np.ndarray, k: int) -> list[float]:
+    """Milliseconds per call of ``search(query, k, exclude=[row])`` for dataset rows as queries."""
+    out = []
+    for r in rows:
+        q = np.array(base[r : r + 1])
+        t = time.perf_counter()
+        search(q, k, exclude=np.array([r]))
+        out.append(1000 * (time.perf_counter() - t))
+    return out
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_search(n: int, dim: int, k: int = 15, nlist: int | None = None, n_queries: int = 100, seed: int = 0,
-                 workdir: str | None = None, clusters: int = 1000, spread: float = 1.0) -> dict:
-    """Build a FAISS IVF index over n synthetic dim-d features; time exact vs ANN queries; measure recall@k."""
+                 workdir: str | None = None, clusters: int = 1000, spread: float = 1.0, kind: str = "auto",
+                 metric: str = "cosine", exact_queries: int = 20) -> dict:
+    """Build a FAISS index over n synthetic dim-d features; time exact vs ANN queries; measure recall@k."""
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         data = synthetic_features(n + 2 * n_queries, dim, Path(tmp) / "features.npy", seed, clusters, spread=spread)
         base = data[:n]
         tune_q, test_q = np.array(data[n : n + n_queries]), np.array(data[n + n_queries :])
-        index = FaissIndex.build(base, "cosine", nlist=nlist, seed=seed)
-        build_s = index.info.build_s
-        truth_tune = exact_neighbours(base, tune_q, "cosine", k)
-        truth_test = exact_neighbours(base, test_q, "cosine", k)
+        rss_before = _peak_rss_mb()
+        index = AnnIndex.build(base, metric, kind=kind, nlist=nlist, seed=seed)
+        rss_build = _peak_rss_mb()
+        index.save(Path(tmp) / "index.faiss")
+        index_mb = (Path(tmp) / "index.faiss").stat().st_size / 2**20
+        truth_tune = exact_neighbours(base, tune_q, metric, k)
+        truth_test = exact_neighbours(base, test_q, metric, k)
         info = index.tune(tune_q, truth_tune, TARGET_RECALL + TUNE_MARGIN)
-        found, _ = index.search(test_q, k)
-        ann_ms = []
-        for q in test_q:
-            t = time.perf_counter()
-            index.search(q[None], k)
-            ann_ms.append(1000 * (time.perf_counter() - t))
-        exact_ms = [_exact_query_ms(base, q, k) for q in test_q[:5]]
-        del data, base
+        recall = index.measure(test_q, truth_test)
+        rows = np.random.default_rng(seed + 1).choice(n, size=min(n, n_queries), replace=False)
+        ann_ms = _per_query_ms(index.search, base, rows, k)
+        t = time.perf_counter()
+        exact = ExactIndex(base, metric)  # norms once per setting, as the dashboard caches it
+        exact_setup_s = time.perf_counter() - t
+        exact_ms = _per_query_ms(exact.search, base, rows[:exact_queries], k)
+        del data, base, index, exact
     return {
-        "n": n, "dim": dim, "exact_ms": round(statistics.median(exact_ms), 2),
-        "index": f"faiss IVF-Flat (nlist {info.nlist}, nprobe {info.nprobe})",
-        "ann_ms": round(statistics.median(ann_ms), 3), "recall_at_15": round(recall_at_k(found, truth_test), 4),
-        "build_s": round(build_s, 1), "memory_mb": round((n * dim * 4 + n * 8 + info.nlist * dim * 4) / 2**20, 1),
-        "tuned_recall": round(info.recall_at_k, 4), "queries": len(test_q),
+        "n": n, "dim": dim, "metric": metric, "kind": info.kind, "index": info.describe(),
+        "nlist": info.nlist, "probe": info.probe, "exact_ms": round(statistics.median(exact_ms), 2),
+        "exact_setup_s": round(exact_setup_s, 1), "ann_ms": round(statistics.median(ann_ms), 3),
+        "ann_ms_p95": round(float(np.percentile(ann_ms, 95)), 3),
+        "recall_at_15": round(recall, 4), "tuned_recall": round(info.tuned_recall, 4),
+        "build_s": round(info.build_s, 1), "index_mb": round(index_mb, 1),
+        "peak_rss_mb": round(_peak_rss_mb(), 1), "build_rss_growth_mb": round(rss_build - rss_before, 1),
+        "queries": len(test_q), "timed_queries": len(ann_ms), "timed_exact_queries": len(exact_ms),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "data": f"synthetic: {clusters} clusters, spread {spread} (see cnnviz/bench_search.py)",
     }

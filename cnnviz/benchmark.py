@@ -57,6 +57,10 @@ class BenchmarkRow:
     linear_probe_accuracy: float | None
     published_top1: float | None
     published_source: str
+    # images used as queries for knn_accuracy / mean_score: all up to 20,000, else a seeded sample with 95% intervals
+    accuracy_queries: int | None = None
+    knn_accuracy_ci95: list | None = None
+    mean_score_ci95: list | None = None
 
 
 COLUMNS = tuple(f.name for f in fields(BenchmarkRow))  # table order (stored JSON has sorted keys)
@@ -191,13 +195,13 @@ def benchmark_model(name: str, dataset=None, batch_sizes: Sequence[int] = (1, 32
         forwards.append(CompiledForward(model, random_batch(model, big[0])))
         tput = big[0] / statistics.median(time_batches(forwards[-1], throughput_runs, warmup=1))
     peak = peak_memory_mb(forwards)
-    knn = score = probe = None
+    knn = score = probe = queries = ci = None
     if dataset is not None and loaded.trained and dataset.labelled:
         from .features import extract_features
 
         feats = extract_features(loaded, dataset, [spec.embedding_layer])[spec.embedding_layer]
         rep = evaluate_retrieval(feats, dataset.labels, "cosine")
-        knn, score = rep.knn_accuracy, rep.mean_score
+        knn, score, queries, ci = rep.knn_accuracy, rep.mean_score, rep.n_queries, rep.ci95 or {}
         probe = linear_probe_accuracy(feats, dataset.labels)
     return BenchmarkRow(
         model=name, family=spec.family, weights=loaded.weights, params=int(model.count_params()),
@@ -205,6 +209,8 @@ def benchmark_model(name: str, dataset=None, batch_sizes: Sequence[int] = (1, 32
         latency_ms_b1_p50=1000 * percentile(b1, 50), latency_ms_b1_p95=1000 * percentile(b1, 95),
         throughput_b32_img_s=tput, peak_memory_mb=peak, knn_accuracy=knn, mean_score=score,
         linear_probe_accuracy=probe, published_top1=spec.published_top1, published_source=spec.published_source,
+        accuracy_queries=queries, knn_accuracy_ci95=(ci or {}).get("knn_accuracy"),
+        mean_score_ci95=(ci or {}).get("mean_score"),
     )
 
 

@@ -149,7 +149,8 @@ def cmd_search(args) -> None:
     def render(d):
         q = d["query"]
         score = "n/a (unlabelled query or dataset)" if d["score"] is None else f"{d['score']:.1f} / 100"
-        head = f"query {q['id']} (class {q['label'] or '-'}), metric {d['metric']}, search score {score}"
+        head = (f"query {q['id']} (class {q['label'] or '-'}), metric {d['metric']}, "
+                f"search score {score} (top {d['score_k']})")
         return head + "\n" + _table(d["results"], ("rank", "id", "label", "similarity", "distance"))
 
     _emit(args, res, render)
@@ -158,13 +159,21 @@ def cmd_search(args) -> None:
 def cmd_evaluate(args) -> None:
     from .workflows import evaluate
 
-    data = evaluate(args.model, args.dataset, args.images, args.layer, args.metric, args.p, args.top_k, args.pooling,
+    data = evaluate(args.model, args.dataset, args.images, args.layer, args.metric, args.p, args.pooling,
                     _progress("features"))
     if not args.per_class:
         for r in data["rows"]:
             r.pop("per_class")
-    _emit(args, data, lambda d: f"{d['dataset']} × {d['model']} (k={d['k']}, kNN k={d['knn_k']})\n"
-          + _table(d["rows"], ("layer", "metric", "mean_score", "precision_at_k", "knn_accuracy", "n_images")))
+    def render(d):
+        rows = [{**r, "ci95_mean_score": "exact" if r["ci95"] is None else "{:.2f}–{:.2f}".format(*r["ci95"]["mean_score"]),
+                 "ci95_knn": "exact" if r["ci95"] is None else "{:.3f}–{:.3f}".format(*r["ci95"]["knn_accuracy"])}
+                for r in d["rows"]]
+        return (f"{d['dataset']} × {d['model']} (score k={d['score_k']}, kNN k={d['knn_k']}; above 20,000 images a "
+                "seeded sample of queries with 95% intervals)\n" + _table(rows, (
+                    "layer", "metric", "mean_score", "ci95_mean_score", "precision_at_k", "knn_accuracy", "ci95_knn",
+                    "n_queries", "n_images")))
+
+    _emit(args, data, render)
 
 
 def cmd_benchmark(args) -> None:
@@ -254,9 +263,13 @@ def cmd_curate(args) -> None:
 def cmd_bench_search(args) -> None:
     from .workflows import bench_search
 
-    data = bench_search(args.n, args.dim, nlist=args.nlist, workdir=args.workdir, clusters=args.clusters, spread=args.spread)
-    _emit(args, data, lambda d: _table([d], ("n", "dim", "exact_ms", "ann_ms", "recall_at_15", "build_s", "memory_mb"))
-          + f"\nindex: {d['index']}; medians over {d['queries']} queries on {d['machine']}; {d['data']}")
+    data = bench_search(args.n, args.dim, nlist=args.nlist, workdir=args.workdir, clusters=args.clusters, spread=args.spread,
+                        kind=args.index)
+    _emit(args, data, lambda d: _table([d], ("n", "dim", "kind", "exact_ms", "ann_ms", "ann_ms_p95", "recall_at_15",
+                                             "build_s", "index_mb", "peak_rss_mb"))
+          + f"\nindex: {d['index']}; ms are medians of one-query calls (a dataset image, excluded from its results: "
+          f"{d['timed_exact_queries']} exact, {d['timed_queries']} ANN); recall on {d['queries']} held-out queries; "
+          f"{d['machine']}; {d['data']}")
 
 
 def cmd_cache(args) -> None:
@@ -328,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", choices=METRICS, default="cosine")
     p.add_argument("--p", type=float, default=None, help="minkowski exponent (default 3; p=2 ranks like euclidean)")
     p.add_argument("--query", required=True, metavar="ID_OR_PATH", help="dataset image id (e.g. birds/x.jpg), index, or image file")
-    p.add_argument("--top-k", type=int, default=DEFAULT_K)
+    p.add_argument("--top-k", type=int, default=DEFAULT_K,
+                   help=f"results to show (default {DEFAULT_K}); the search score always uses the top {DEFAULT_K}")
     _add_json(p)
     p.set_defaults(func=cmd_search)
 
@@ -337,7 +351,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", default="embedding", help="'all', 'embedding' (default) or comma-separated layers")
     p.add_argument("--metric", default="cosine", help=f"'all' or one of: {', '.join(METRICS)}")
     p.add_argument("--p", type=float, default=None, help="minkowski exponent (default 3)")
-    p.add_argument("--top-k", type=int, default=DEFAULT_K)
     p.add_argument("--per-class", action="store_true", help="include per-class mean scores in --json")
     _add_json(p)
     p.set_defaults(func=cmd_evaluate)
@@ -388,13 +401,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     p.set_defaults(func=cmd_curate)
 
-    p = sub.add_parser("bench-search", help="exact vs FAISS search: latency, recall@15, build time at N × D")
+    from .ann import INDEX_KINDS
+
+    p = sub.add_parser("bench-search", help="exact vs FAISS search: latency, recall@15, build time, memory at N × D")
     p.add_argument("--n", type=int, default=100_000, help="indexed vectors (default 100000)")
     p.add_argument("--dim", type=int, default=1280, help="dimensions (default 1280)")
     p.add_argument("--nlist", type=int, help="IVF cells (default: a power of two near sqrt(N))")
     p.add_argument("--workdir", help="folder for the memory-mapped vectors (default: the system temp folder)")
     p.add_argument("--clusters", type=int, default=1000, help="classes in the synthetic data (default 1000)")
     p.add_argument("--spread", type=float, default=1.0, help="class width / centre distance (default 1.0; higher = harder)")
+    p.add_argument("--index", choices=INDEX_KINDS, default="auto",
+                   help="auto (pca-ivf for cosine), ivf, pca-ivf (PCA + IVF, exact re-ranking) or hnsw (over PCA)")
     _add_json(p)
     p.set_defaults(func=cmd_bench_search)
 

@@ -26,7 +26,7 @@ from .models.inference import predict_batches, top_k
 from .models.registry import MODELS
 from .models.weights import weights_status
 from .progress import Progress
-from .scoring import DEFAULT_K, DEFAULT_KNN_K, evaluate_retrieval, search_score
+from .scoring import DEFAULT_K, DEFAULT_KNN_K, SCORE_K, evaluate_retrieval, hit_scores
 from .search import METRICS, check_metric, similarity
 
 
@@ -130,11 +130,13 @@ class SearchResult:
     precision_at_k: float | None
     metric: str
     backend: str = "exact"  # how the neighbours were found (exact scan or FAISS index, with its measured recall)
+    score_k: int = SCORE_K  # the score and precision use the top 15, however many hits are shown
 
     def to_dict(self) -> dict:
         return {"query": {"id": self.query_id, "label": self.query_label, "path": self.query_path},
                 "metric": self.metric, "results": [asdict(h) for h in self.hits],
-                "score": self.score, "precision_at_k": self.precision_at_k, "backend": self.backend}
+                "score": self.score, "precision_at_k": self.precision_at_k, "score_k": self.score_k,
+                "backend": self.backend}
 
 
 def resolve_query(ds: ImageDataset, query: str) -> tuple[int | None, Path]:
@@ -196,17 +198,16 @@ def search_features(ds: ImageDataset, feats: np.ndarray, loaded: LoadedModel, la
         q_label, q_id = None, q_path.name
     index, backend = index or search_index(ds, feats, loaded, layer, metric, p, pooling)
     exclude = None if q_index is None else np.array([q_index])
-    idx, dist = index.search(q_vec, top_k, exclude=exclude)
+    idx, dist = index.search(q_vec, max(top_k, SCORE_K), exclude=exclude)  # the score always uses the top 15
     idx, dist = idx[0], dist[0]
     sims = similarity(dist, metric)
     hits = [SearchHit(r + 1, ds.items[i].id, str(ds.items[i].path), ds.items[i].label, float(s), float(d))
             for r, (i, d, s) in enumerate(zip(idx, dist, sims))]
-    labels = [h.label for h in hits]
-    scored = q_label is not None and ds.labelled
+    scored = q_label is not None and ds.labelled and bool(hits)
+    score, precision = hit_scores([[h.label == q_label for h in hits]], SCORE_K) if scored else ([None], [None])
     return SearchResult(
-        q_id, q_label, str(q_path), q_index is not None, hits,
-        search_score(labels, q_label, top_k) if scored else None,
-        float(np.mean([lab == q_label for lab in labels])) if scored and labels else None,
+        q_id, q_label, str(q_path), q_index is not None, hits[:top_k],
+        None if score[0] is None else float(score[0]), None if precision[0] is None else float(precision[0]),
         metric, backend.note,
     )
 
@@ -221,9 +222,10 @@ def search_index(ds: ImageDataset, feats: np.ndarray, loaded: LoadedModel, layer
 
 
 def score_rows(loaded: LoadedModel, ds: ImageDataset, layers: str | Sequence[str] | None, metrics: Sequence[str],
-               p: float | None = None, k: int = DEFAULT_K, pooling: str = "avg",
-               progress: Progress | None = None) -> list[dict]:
-    """Mean search score, precision@k and kNN accuracy of one model for every (layer, metric).
+               p: float | None = None, pooling: str = "avg", progress: Progress | None = None) -> list[dict]:
+    """Mean search score, precision@15 and kNN accuracy of one model for every (layer, metric).
+
+    Every image is a query up to 20,000 images, else a seeded sample with a 95% interval (``ci95``).
 
     ``layer_index`` (1–8, 9 = embedding) lines up layers of different models from early to late.
     """
@@ -236,35 +238,38 @@ def score_rows(loaded: LoadedModel, ds: ImageDataset, layers: str | Sequence[str
     rows = []
     for layer, f in feats.items():
         for m in metrics:
-            rep = evaluate_retrieval(f, ds.labels, m, p, k)
+            rep = evaluate_retrieval(f, ds.labels, m, p).to_dict()
             rows.append({"model": loaded.spec.name, "layer": layer, "layer_index": order.index(layer) + 1, "metric": m,
-                         "mean_score": rep.mean_score, "precision_at_k": rep.precision,
-                         "knn_accuracy": rep.knn_accuracy, "n_images": len(ds.items), "per_class": rep.per_class})
+                         **{key: rep[key] for key in ("mean_score", "precision_at_k", "knn_accuracy", "n_images",
+                                                      "n_queries", "ci95", "per_class")}})
     return rows
 
 
 def evaluate(model: str, dataset: str | None = None, images: str | None = None, layers: str | None = "embedding",
-             metrics: str | Sequence[str] = "cosine", p: float | None = None, k: int = DEFAULT_K,
+             metrics: str | Sequence[str] = "cosine", p: float | None = None,
              pooling: str = "avg", progress: Progress | None = None) -> dict:
-    """Mean search score, precision@k and kNN accuracy per (layer, metric)."""
+    """Mean search score, precision@15 and kNN accuracy per (layer, metric), with ``n_queries`` and ``ci95``."""
     ds = open_dataset(dataset, images=images)
     metric_list = list(METRICS) if metrics == "all" else ([metrics] if isinstance(metrics, str) else list(metrics))
-    rows = score_rows(get_model(model), ds, layers, metric_list, p, k, pooling, progress)
-    keep = ("layer", "metric", "mean_score", "precision_at_k", "knn_accuracy", "n_images", "per_class")
-    return {"dataset": ds.name, "model": model, "k": k, "knn_k": DEFAULT_KNN_K, "pooling": pooling,
+    rows = score_rows(get_model(model), ds, layers, metric_list, p, pooling, progress)
+    keep = ("layer", "metric", "mean_score", "precision_at_k", "knn_accuracy", "n_images", "n_queries", "ci95",
+            "per_class")
+    return {"dataset": ds.name, "model": model, "score_k": SCORE_K, "knn_k": DEFAULT_KNN_K, "pooling": pooling,
             "rows": [{key: r[key] for key in keep} for r in rows]}
 
 
 def compare_models(dataset_ref: str, models: Sequence[str], metrics: Sequence[str], layers: str = "all",
-                   p: float | None = None, k: int = DEFAULT_K, pooling: str = "avg",
+                   p: float | None = None, pooling: str = "avg",
                    progress: Progress | None = None) -> list[dict]:
     """:func:`score_rows` for several models on one dataset (progress over all of them)."""
     ds = open_dataset(dataset_ref)
     rows = []
     for m_i, model in enumerate(models):
         step = (lambda done, total, m_i=m_i: progress(m_i * total + done, total * len(models))) if progress else None
-        for r in score_rows(get_model(model), ds, layers, metrics, p, k, pooling, step):
+        for r in score_rows(get_model(model), ds, layers, metrics, p, pooling, step):
             r.pop("per_class")
+            ci = r.pop("ci95")  # a flat table: the half-width of the mean score's 95% interval (0: every image)
+            r["mean_score_ci95"] = 0.0 if ci is None else (ci["mean_score"][1] - ci["mean_score"][0]) / 2
             rows.append(r)
     return rows
 

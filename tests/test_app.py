@@ -62,18 +62,21 @@ def test_home_model_change_changes_results():
     assert metric_value(at, "Search score") != before
 
 
-def test_bad_folder_shows_error_and_keeps_dataset(tmp_path):
+def test_bad_folder_shows_error_and_keeps_dataset(tmp_path, monkeypatch):
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("CNNVIZ_DATA_ROOTS", str(tmp_path))  # server folders come from a picker under the roots
     at = new_app()
-    at.text_input(key="cnnviz.folder_path").set_value(str(tmp_path / "nope"))
+    at.selectbox(key="cnnviz.folder_pick").set_value(str(tmp_path / "empty"))
     next(b for b in at.button if b.label == "Open folder").click().run()
     assert not at.exception
-    assert any("no such file or folder" in e.value for e in at.error)
+    assert any("no images found" in e.value for e in at.error)
     assert at.selectbox(key="cnnviz.dataset").value == "stamps"
 
 
-def test_good_folder_becomes_the_dataset(tiny_folder):
+def test_good_folder_becomes_the_dataset(tiny_folder, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_DATA_ROOTS", str(tiny_folder.parent))
     at = new_app()
-    at.text_input(key="cnnviz.folder_path").set_value(str(tiny_folder))
+    at.selectbox(key="cnnviz.folder_pick").set_value(str(tiny_folder))
     next(b for b in at.button if b.label == "Open folder").click().run()
     assert not at.exception
     assert at.selectbox(key="cnnviz.dataset").value == str(tiny_folder)

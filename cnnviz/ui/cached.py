@@ -15,7 +15,7 @@ from ..data import ImageDataset, dataset_fingerprint, open_dataset
 from ..features import extract_features, layer_infos
 from ..models.build import LoadedModel
 from ..projection import ProjectionConfig, project, warm_up_umap
-from ..scoring import DEFAULT_K, evaluate_retrieval
+from ..scoring import evaluate_retrieval
 
 
 def model(name: str) -> LoadedModel:
@@ -108,18 +108,17 @@ def layer_table(model_name: str, pooling: str = "avg") -> pd.DataFrame:
 
 
 def retrieval_report(model_name: str, dataset_ref: str, layer: str, metric: str, p: float | None,
-                     pooling: str = "avg", k: int = DEFAULT_K) -> dict:
+                     pooling: str = "avg") -> dict:
     """Dataset-wide search score for one setting: mean, per class, per query."""
-    return _retrieval_report(model_name, dataset_ref, dataset_digest(dataset_ref), layer, metric, p, pooling, k)
+    return _retrieval_report(model_name, dataset_ref, dataset_digest(dataset_ref), layer, metric, p, pooling)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
 def _retrieval_report(model_name: str, dataset_ref: str, digest: str, layer: str, metric: str, p: float | None,
-                      pooling: str, k: int) -> dict:
+                      pooling: str) -> dict:
     ds = dataset(dataset_ref)
-    rep = evaluate_retrieval(features(model_name, dataset_ref, layer, pooling), ds.labels, metric, p, k)
-    return {"mean_score": rep.mean_score, "precision_at_k": rep.precision, "knn_accuracy": rep.knn_accuracy,
-            "per_class": rep.per_class, "query_scores": rep.query_scores.tolist()}
+    # k = 15 always; above 20,000 images a seeded sample of queries, with a 95% interval (RetrievalReport.to_dict)
+    return evaluate_retrieval(features(model_name, dataset_ref, layer, pooling), ds.labels, metric, p).to_dict(per_query=True)
 
 
 def projection(model_name: str, dataset_ref: str, layer: str, pooling: str, method: str, metric: str) -> np.ndarray:
