@@ -110,9 +110,11 @@ def test_search_page_every_widget_changes_results():
     assert any("pooled vector of 32" in c.value for c in at.caption)
     at.selectbox(key="search.pooling").set_value("grid2").run()
     assert any("pooled vector of 128" in c.value for c in at.caption)
+    before = {m.label: m.value for m in at.metric}
     at.number_input(key="search.top_k").set_value(5).run()
     assert not at.exception
-    assert any(m.label == "Precision@5" for m in at.metric)
+    assert {m.label: m.value for m in at.metric} == before  # Top k shows fewer results; the score stays at k = 15
+    assert any(m.label == "Precision@15" for m in at.metric)
     at.radio(key="search.projection").set_value("pca").run()
     assert not at.exception
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")

@@ -60,9 +60,13 @@ def test_precompute_then_search_json(capsys, tiny_folder):
     assert [r["rank"] for r in data["results"]] == [1, 2, 3, 4, 5]
     assert set(data["results"][0]) == {"rank", "id", "path", "label", "similarity", "distance"}
     assert data["query"]["id"] not in [r["id"] for r in data["results"]]
-    assert 0 <= data["score"] <= 100
+    assert 0 <= data["score"] <= 100 and data["score_k"] == 15
     dists = [r["distance"] for r in data["results"]]
     assert dists == sorted(dists)
+    full = run_json(capsys, "search", "--images", str(tiny_folder), "--model", "efficientnet_lite0", "--layer", "avg_pool",
+                    "--metric", "minkowski", "--p", "2", "--query", data["query"]["id"])
+    assert len(full["results"]) == 11 and full["results"][:5] == data["results"]
+    assert (full["score"], full["precision_at_k"]) == (data["score"], data["precision_at_k"])  # --top-k shows, never scores
 
 
 def test_search_with_external_query_has_no_score(capsys, tiny_folder, photos):
@@ -76,8 +80,10 @@ def test_evaluate_json_shape(capsys, tiny_folder):
     assert data["dataset"] == "tiny" and data["model"] == "efficientnet_lite0"
     assert len(data["rows"]) == 9
     for r in data["rows"]:
-        assert set(r) == {"layer", "metric", "mean_score", "precision_at_k", "knn_accuracy", "n_images"}
+        assert set(r) == {"layer", "metric", "mean_score", "precision_at_k", "knn_accuracy", "n_images", "n_queries", "ci95"}
         assert 0 <= r["mean_score"] <= 100 and 0 <= r["knn_accuracy"] <= 1 and r["n_images"] == 12
+        assert r["n_queries"] == 12 and r["ci95"] is None  # a small set: every image is a query, exact
+    assert data["score_k"] == 15
 
 
 def test_evaluate_all_metrics(capsys, tiny_folder):
