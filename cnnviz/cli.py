@@ -27,6 +27,8 @@ EPILOG = """examples:
   python -m cnnviz bench-search --n 1000000 --dim 1280 --json
   python -m cnnviz curate --images /data/catalogue --model efficientnet_lite0 --json
   python -m cnnviz attribute photo.jpg --model efficientnet_lite0 --method all --out overlays.png --json
+  python -m cnnviz adapt --dataset stamps --model efficientnet_lite0 --method lda --json
+  python -m cnnviz search --dataset stamps --model efficientnet_lite0+stamps --query photo.jpg --crop 10,20,200,150
 """
 
 
@@ -144,12 +146,13 @@ def cmd_search(args) -> None:
     from .workflows import search
 
     res = search(args.model, args.layer, args.query, args.dataset, args.images, args.metric, args.p, args.top_k,
-                 args.pooling, _progress("features")).to_dict()
+                 args.pooling, _progress("features"), crop=args.crop).to_dict()
 
     def render(d):
         q = d["query"]
         score = "n/a (unlabelled query or dataset)" if d["score"] is None else f"{d['score']:.1f} / 100"
-        head = (f"query {q['id']} (class {q['label'] or '-'}), metric {d['metric']}, "
+        region = "" if q.get("crop") is None else " region x={x} y={y} w={w} h={h}".format(**q["crop"])
+        head = (f"query {q['id']}{region} (class {q['label'] or '-'}), metric {d['metric']}, "
                 f"search score {score} (top {d['score_k']})")
         return head + "\n" + _table(d["results"], ("rank", "id", "label", "similarity", "distance"))
 
@@ -272,6 +275,27 @@ def cmd_bench_search(args) -> None:
           f"{d['machine']}; {d['data']}")
 
 
+def cmd_adapt(args) -> None:
+    from .adapt import adapt
+
+    data = adapt(args.model, args.dataset, args.images, args.layer, args.method, args.epochs, args.holdout, args.seed,
+                 args.name, _progress("features"))
+    if args.json:
+        data = {k: v for k, v in data.items() if k != "history"}
+
+    def render(d):
+        s = d["split"]
+        rows = [{"held-out": when, **d[when]} for when in ("before", "after")]
+        unseen = f", {s['test_unseen_labels']} of them with a label absent from training" if s["test_unseen_labels"] else ""
+        return (f"{d['name']}: {d['method']} on {d['model']} · {d['layer']}, {d['epochs']} epochs, {d['seconds']:.1f} s training\n"
+                f"split (seed {s['seed']}): {s['train']} training images, {s['test']} held-out images{unseen}\n"
+                + _table(rows, ("held-out", "mean_score", "precision_at_k", "knn_accuracy"))
+                + f"\n(held-out images searched among held-out images only, cosine, k = {d['eval']['k']}; "
+                f"use it as --model {d['name']})")
+
+    _emit(args, data, render)
+
+
 def cmd_cache(args) -> None:
     from .workflows import cache_info, clear_cache
 
@@ -343,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query", required=True, metavar="ID_OR_PATH", help="dataset image id (e.g. birds/x.jpg), index, or image file")
     p.add_argument("--top-k", type=int, default=DEFAULT_K,
                    help=f"results to show (default {DEFAULT_K}); the search score always uses the top {DEFAULT_K}")
+    p.add_argument("--crop", metavar="X,Y,W,H", help="search with this region of the query (pixels of the original "
+                   "image; at least 32 px a side, see docs/adapt.md)")
     _add_json(p)
     p.set_defaults(func=cmd_search)
 
@@ -393,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     p.set_defaults(func=cmd_attribute)
 
+    from .ann import INDEX_KINDS
+
     p = feature_opts(sub.add_parser("curate", help="suspected label errors, near-duplicates, outliers, leaks between splits (cleanlab)"))
     _add_source(p)
     p.add_argument("--layer", default="embedding", help="layer name, index or 'embedding' (default)")
@@ -400,8 +428,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", action="store_true", help="recompute even if a cached result exists")
     _add_json(p)
     p.set_defaults(func=cmd_curate)
-
-    from .ann import INDEX_KINDS
 
     p = sub.add_parser("bench-search", help="exact vs FAISS search: latency, recall@15, build time, memory at N × D")
     p.add_argument("--n", type=int, default=100_000, help="indexed vectors (default 100000)")
@@ -414,6 +440,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (pca-ivf for cosine), ivf, pca-ivf (PCA + IVF, exact re-ranking) or hnsw (over PCA)")
     _add_json(p)
     p.set_defaults(func=cmd_bench_search)
+
+    from .adapt import DEFAULT_EPOCHS, DEFAULT_METHOD, METHODS as ADAPT_METHODS
+
+    p = sub.add_parser("adapt", help="train a search embedding for a labelled dataset (frozen features; held-out score)")
+    _add_source(p)
+    p.add_argument("--model", required=True, help="base model (its cached features are reused)")
+    p.add_argument("--layer", default="embedding", help="base layer to adapt (default: embedding)")
+    p.add_argument("--method", choices=ADAPT_METHODS, default=DEFAULT_METHOD,
+                   help=f"lda (closed form) or HEAD-LOSS: linear/mlp with proxy, supcon or triplet loss (default {DEFAULT_METHOD})")
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"training epochs (default {DEFAULT_EPOCHS}; lda: none)")
+    p.add_argument("--holdout", type=float, default=0.5, help="share of each class held out for measuring (default 0.5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split and of training (default 0)")
+    p.add_argument("--name", help="name of the adapted model (default MODEL+DATASET, e.g. efficientnet_lite0+stamps)")
+    _add_json(p)
+    p.set_defaults(func=cmd_adapt)
 
     p = sub.add_parser("cache", help="show or clear the artifact cache")
     p.add_argument("action", choices=("info", "clear"))

@@ -31,7 +31,7 @@ from .search import METRICS, check_metric, similarity
 
 
 MAX_MODELS = 8  # built models kept per process; each also holds its feature extractors and attributors
-_MODEL_LOCK = threading.Lock()
+_MODEL_LOCK = threading.RLock()  # re-entrant: an adapted model builds its base model inside its own build
 
 
 @functools.lru_cache(maxsize=MAX_MODELS)
@@ -59,6 +59,17 @@ def describe_models() -> list[dict]:
             "embedding_layer": spec.embedding_layer, "weights": weights_status(spec), "classifier": spec.has_classifier,
             "published_top1": spec.published_top1, "params": spec.published_params_m,
             "published_source": spec.published_source, "weights_source": spec.weights_source,
+        })
+    from .adapt import describe_adapted
+
+    for a in describe_adapted():  # saved adapted models (python -m cnnviz adapt): base layers + "adapted"
+        spec = MODELS[a["base"]]
+        rows.append({
+            "name": a["name"], "family": f"{spec.family}, adapted", "input_size": spec.input_size,
+            "layers": list(spec.layers), "embedding_layer": "adapted", "weights": weights_status(spec),
+            "classifier": False, "published_top1": None, "params": None, "published_source": "",
+            "weights_source": f"{a['base']} + {a['method']} projection of {a['layer']} trained on {a['dataset']}",
+            "adapted": a,
         })
     return rows
 
@@ -130,10 +141,12 @@ class SearchResult:
     precision_at_k: float | None
     metric: str
     backend: str = "exact"  # how the neighbours were found (exact scan or FAISS index, with its measured recall)
+    crop: tuple[int, int, int, int] | None = None  # the query region (x, y, w, h in original pixels), if any
     score_k: int = SCORE_K  # the score and precision use the top 15, however many hits are shown
 
     def to_dict(self) -> dict:
-        return {"query": {"id": self.query_id, "label": self.query_label, "path": self.query_path},
+        crop = None if self.crop is None else dict(zip(("x", "y", "w", "h"), self.crop))
+        return {"query": {"id": self.query_id, "label": self.query_label, "path": self.query_path, "crop": crop},
                 "metric": self.metric, "results": [asdict(h) for h in self.hits],
                 "score": self.score, "precision_at_k": self.precision_at_k, "score_k": self.score_k,
                 "backend": self.backend}
@@ -162,40 +175,54 @@ def resolve_query(ds: ImageDataset, query: str) -> tuple[int | None, Path]:
 
 def search(model: str, layer: str, query: str, dataset: str | None = None, images: str | None = None,
            metric: str = "cosine", p: float | None = None, top_k: int = DEFAULT_K, pooling: str = "avg",
-           progress: Progress | None = None) -> SearchResult:
-    """Most similar dataset images to a query, with its search score."""
+           progress: Progress | None = None, crop=None) -> SearchResult:
+    """Most similar dataset images to a query (or to a ``crop`` region of it), with its search score."""
+    from .region import Crop, crop_image
+
     ds = open_dataset(dataset, images=images)
     loaded = get_model(model)
     (layer,) = resolve_layers(loaded.spec, [layer])
     check_metric(metric, p)
     q_index, q_path = resolve_query(ds, query)
-    if q_index is None:  # an outside image: refuse a bad file before any feature work or cache write
+    crop = Crop.of(crop)
+    if crop is not None:  # a bad box is refused before any feature work
+        crop_image(q_path, crop)
+    elif q_index is None:  # an outside image: refuse a bad file before any feature work or cache write
         load_for_model(q_path, loaded.spec.input_size)
     feats = extract_features(loaded, ds, [layer], pooling, progress=progress)[layer]
-    return search_features(ds, feats, loaded, layer, query, metric, p, top_k, pooling)
+    return search_features(ds, feats, loaded, layer, query, metric, p, top_k, pooling, crop=crop)
 
 
 def search_features(ds: ImageDataset, feats: np.ndarray, loaded: LoadedModel, layer: str, query: str | None,
                     metric: str, p: float | None, top_k: int, pooling: str = "avg",
                     query_image: bytes | None = None, query_name: str = "uploaded image",
-                    index: tuple | None = None) -> SearchResult:
+                    index: tuple | None = None, crop=None) -> SearchResult:
     """Search with precomputed dataset features (the pages' warm path).
 
     The query is a dataset id / index / path (``query``), or raw image bytes
     (``query_image``, e.g. an upload), which has no class and so no score.
     ``index`` is a prebuilt ``(index, backend)`` from :func:`search_index` (pages keep one per setting).
+    ``crop`` (a :class:`cnnviz.region.Crop`, ``(x, y, w, h)`` or ``"X,Y,W,H"`` in original-image pixels)
+    searches with the features of that region; a dataset image's region keeps its class for the score
+    and the image itself stays out of the results.
     """
+    from .region import Crop, crop_for_model
+
+    crop = Crop.of(crop)
     if query_image is not None:
-        q_index, q_path = None, Path(query_name)
-        pixels = load_for_model(query_image, loaded.spec.input_size, name=query_name)[None]
+        q_index, q_path, source = None, Path(query_name), query_image
     else:
         q_index, q_path = resolve_query(ds, query)
-        pixels = None if q_index is not None else load_for_model(q_path, loaded.spec.input_size)[None]
-    if q_index is not None:
+        source = q_path
+    if crop is not None:
+        pixels = crop_for_model(source, crop, loaded.spec.input_size, name=q_path.name)[None]
+    elif q_index is None:
+        pixels = load_for_model(source, loaded.spec.input_size, name=query_name if query_image is not None else None)[None]
+    if q_index is not None and crop is None:
         q_vec, q_label, q_id = feats[q_index : q_index + 1], ds.items[q_index].label, ds.items[q_index].id
     else:
         q_vec = features_of_images(loaded, pixels, [layer], pooling)[layer]
-        q_label, q_id = None, q_path.name
+        q_label, q_id = (None, q_path.name) if q_index is None else (ds.items[q_index].label, ds.items[q_index].id)
     index, backend = index or search_index(ds, feats, loaded, layer, metric, p, pooling)
     exclude = None if q_index is None else np.array([q_index])
     idx, dist = index.search(q_vec, max(top_k, SCORE_K), exclude=exclude)  # the score always uses the top 15
@@ -208,7 +235,7 @@ def search_features(ds: ImageDataset, feats: np.ndarray, loaded: LoadedModel, la
     return SearchResult(
         q_id, q_label, str(q_path), q_index is not None, hits[:top_k],
         None if score[0] is None else float(score[0]), None if precision[0] is None else float(precision[0]),
-        metric, backend.note,
+        metric, backend.note, crop.as_tuple() if crop else None,
     )
 
 
@@ -332,39 +359,6 @@ def attribute(image: str | Path | bytes, model: str, methods: str | Sequence[str
             "out": str(out) if out else None}
 
 
-def benchmark(models: str | Sequence[str] = "all", dataset: str | ImageDataset | None = None,
-              images: str | Path | None = None, batch_sizes: Sequence[int] = (1, 32), runs: int = 20,
-              throughput_runs: int = 3, use_cache: bool = True, progress: Progress | None = None) -> dict:
-    """Latency, throughput, FLOPs, size and (on a labelled dataset) accuracy of models on this machine;
-    ``progress(i, n)`` as the i-th model starts."""
-    from .benchmark import run_benchmark
-
-    ds = dataset if isinstance(dataset, ImageDataset) or dataset is None and images is None else \
-        open_dataset(dataset, images=images)
-    return run_benchmark(models, ds, list(batch_sizes), runs, throughput_runs, progress=progress, use_cache=use_cache)
-
-
-def bench_search(n: int, dim: int, **options) -> dict:
-    """Exact search against the FAISS index on synthetic data (see :func:`cnnviz.bench_search.bench_search`)."""
-    from .bench_search import bench_search as run
-
-    return run(n, dim, **options)
-
-
-def cache_info() -> dict:
-    """Where the cache is and what each artifact kind holds."""
-    from . import cache
-
-    return cache.cache_info()
-
-
-def clear_cache(kind: str | None = None):
-    """Remove one artifact kind, or everything; returns what was removed."""
-    from . import cache
-
-    return cache.clear_cache(kind)
-
-
 def curation_key(ds: ImageDataset, loaded: LoadedModel, layer: str, pooling: str = "avg") -> str:
     """Disk-cache key of :func:`curate`'s result for this dataset content, model, layer and default settings."""
     from .curate import CurateConfig, curation_key as key_of
@@ -399,3 +393,35 @@ def curate(model: str, dataset: str | None = None, images: str | None = None, la
         save_curation(key, result)
     return {"model": model, "layer": layer, "pooling": pooling, **result}
 
+
+def benchmark(models: str | Sequence[str] = "all", dataset: str | ImageDataset | None = None,
+              images: str | Path | None = None, batch_sizes: Sequence[int] = (1, 32), runs: int = 20,
+              throughput_runs: int = 3, use_cache: bool = True, progress: Progress | None = None) -> dict:
+    """Latency, throughput, FLOPs, size and (on a labelled dataset) accuracy of models on this machine;
+    ``progress(i, n)`` as the i-th model starts."""
+    from .benchmark import run_benchmark
+
+    ds = dataset if isinstance(dataset, ImageDataset) or dataset is None and images is None else \
+        open_dataset(dataset, images=images)
+    return run_benchmark(models, ds, list(batch_sizes), runs, throughput_runs, progress=progress, use_cache=use_cache)
+
+
+def bench_search(n: int, dim: int, **options) -> dict:
+    """Exact search against the FAISS index on synthetic data (see :func:`cnnviz.bench_search.bench_search`)."""
+    from .bench_search import bench_search as run
+
+    return run(n, dim, **options)
+
+
+def cache_info() -> dict:
+    """Where the cache is and what each artifact kind holds."""
+    from . import cache
+
+    return cache.cache_info()
+
+
+def clear_cache(kind: str | None = None):
+    """Remove one artifact kind, or everything; returns what was removed."""
+    from . import cache
+
+    return cache.clear_cache(kind)

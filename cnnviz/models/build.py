@@ -157,6 +157,10 @@ def build_model(name: str, *, require_weights: bool = True) -> LoadedModel:
     with random weights (useful for latency only) and labelled ``random``.
     """
     spec = get_model_spec(name)
+    if spec.builder == "adapted":  # a saved adapted model: its base model plus a trained projection
+        from ..adapt import build_adapted
+
+        return build_adapted(spec, require_weights)
     source = weights_path(spec)
     if source is None and require_weights and spec.builder != "keras":
         raise WeightsUnavailableError(f"{spec.name} has no weights on this machine; {install_hint(spec)}")

@@ -121,4 +121,9 @@ def get_model_spec(name: str) -> ModelSpec:
     try:
         return dataclasses.replace(MODELS[name])
     except KeyError:
-        raise UnknownNameError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
+        pass
+    from ..adapt import adapted_names, adapted_spec  # a saved adapted model (python -m cnnviz adapt)
+
+    if name in adapted_names():
+        return adapted_spec(name)
+    raise UnknownNameError(f"unknown model {name!r}; choose one of: {', '.join([*MODELS, *adapted_names()])}") from None

@@ -1,0 +1,539 @@
+"""Adapt search to a labelled dataset: a projection trained on frozen, cached features.
+
+The base model's pooled features of one layer are read from the feature cache
+(extracted once). A stratified split by image (fixed seed) holds out a share
+of every class; only training images are used to fit:
+
+* ``lda``: linear discriminant analysis (scikit-learn, closed form, shrinkage);
+* ``linear-*`` / ``mlp-*``: a linear or one-hidden-layer projection trained
+  with TensorFlow on a ``triplet`` (batch-hard), ``supcon`` (supervised
+  contrastive) or ``proxy`` (normalised-softmax proxies) loss.
+
+Before and after are measured only on the held-out images, each searching
+only among the other held-out images (:func:`cnnviz.scoring.evaluate_retrieval`,
+cosine, k = 15). The projection is saved in the cache (kind ``adapted``, key =
+base model identity + layer + training config + dataset digest) and is then a
+model like any other (``efficientnet_lite0+stamps``): its features are the
+projection of the base model's cached features (nothing is extracted again),
+and its Keras model (base → pooled layer → projection) serves uploaded and
+cropped queries and the timing benchmark.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import cache
+from .errors import CnnvizError, DatasetError, UnknownNameError
+
+log = logging.getLogger(__name__)
+
+KIND = "adapted"
+ADAPTED_LAYER = "adapted"
+ADAPT_VERSION = 1  # bump when training or the saved format changes
+LOSSES = ("proxy", "supcon", "triplet")
+METHODS = ("lda",) + tuple(f"{head}-{loss}" for head in ("linear", "mlp") for loss in LOSSES)
+DEFAULT_METHOD = "linear-supcon"
+DEFAULT_EPOCHS = 150
+EVAL_METRIC, EVAL_K = "cosine", 15
+OUT_DIM, HIDDEN = 128, 512
+LDA_MAX_BASIS = 512  # PCA directions kept before LDA
+SUPCON_TEMPERATURE = 0.1
+_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
+
+EpochCallback = Callable[[int, int, float], None]  # (epoch, epochs, training loss)
+
+
+class AdaptError(CnnvizError):
+    """Adaptation refused (unlabelled data, too few images, a bad name or method)."""
+
+
+# --- the split -----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices of training and held-out images (disjoint, sorted)."""
+
+    train: np.ndarray
+    test: np.ndarray
+
+    def check_disjoint(self) -> None:
+        if np.intersect1d(self.train, self.test).size:
+            raise AssertionError("a held-out image is in the training split")
+
+
+def stratified_split(labels: Sequence, holdout: float = 0.5, seed: int = 0) -> Split:
+    """Per class, ``round(holdout × n)`` images (a seeded shuffle) are held out, the rest train.
+
+    A class with one image goes to the held-out side when ``holdout ≥ 0.5`` (its label is then unseen in
+    training, and reported as such).
+    """
+    if not 0 < holdout < 1:
+        raise AdaptError(f"--holdout must be between 0 and 1 (exclusive), got {holdout}")
+    rng = np.random.default_rng(seed)
+    lab = np.asarray([str(v) for v in labels], dtype=object)
+    train, test = [], []
+    for cls in sorted(set(lab)):
+        rows = np.flatnonzero(lab == cls)
+        rows = rows[rng.permutation(len(rows))]
+        n_test = int(np.floor(holdout * len(rows) + 0.5))
+        test.extend(rows[:n_test])
+        train.extend(rows[n_test:])
+    split = Split(np.sort(np.asarray(train, int)), np.sort(np.asarray(test, int)))
+    split.check_disjoint()
+    return split
+
+
+# --- the projection ------------------------------------------------------------------------------------------
+
+@dataclass
+class Projection:
+    """Affine layers (``relu`` between them) then L2 normalisation; standardisation is folded into layer 1."""
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+
+    @property
+    def in_dim(self) -> int:
+        return int(self.weights[0].shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.weights[-1].shape[1])
+
+    def __call__(self, x: np.ndarray, chunk: int = 65536) -> np.ndarray:
+        """Projected, unit-length float32 rows (in chunks, so a memory-mapped matrix is never copied whole)."""
+        out = np.empty((len(x), self.dim), np.float32)
+        for s in range(0, len(x), chunk):
+            h = np.asarray(x[s : s + chunk], np.float32)
+            for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+                h = h @ w + b
+                if i < len(self.weights) - 1:
+                    h = np.maximum(h, 0.0)
+            out[s : s + chunk] = h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
+        return out
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        out = {}
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            out[f"w{i}"], out[f"b{i}"] = w.astype(np.float32), b.astype(np.float32)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Projection:
+        n = len([k for k in arrays if k.startswith("w")])
+        return cls([arrays[f"w{i}"] for i in range(n)], [arrays[f"b{i}"] for i in range(n)])
+
+
+def _standardizer(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    return mean, np.where(scale > 1e-6, scale, 1.0)
+
+
+def fit_lda(x: np.ndarray, y: np.ndarray) -> Projection:
+    """LDA (eigen solver, Ledoit-Wolf shrinkage: stable with more dimensions than images) to C − 1 dimensions."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise AdaptError("LDA needs at least two classes in the training split")
+    mean, scale = _standardizer(x)
+    z = (x - mean) / scale
+    # The training images span at most n − 1 directions: do LDA in that PCA basis (same solution on the
+    # training data, a much smaller eigenproblem when there are fewer images than dimensions).
+    _, _, vt = np.linalg.svd(z, full_matrices=False)
+    basis = vt[: min(len(z) - 1, z.shape[1], LDA_MAX_BASIS)].T
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(z @ basis, y)
+    dims = min(len(classes) - 1, basis.shape[1])
+    w = basis @ lda.scalings_[:, :dims]
+    # z is centred on the training mean, so z·W = x·(W/s) − (m/s)·W.
+    return Projection([(w / scale[:, None]).astype(np.float32)], [(-(mean / scale) @ w).astype(np.float32)])
+
+
+def _loss_fn(loss: str, n_classes: int):
+    import tensorflow as tf
+
+    def proxy(z, y, proxies):
+        p = tf.math.l2_normalize(proxies, axis=1)
+        logits = 16.0 * tf.matmul(z, p, transpose_b=True)  # temperature 1/16 on cosine similarities
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+
+    def supcon(z, y, _):
+        n = tf.shape(z)[0]
+        sim = tf.matmul(z, z, transpose_b=True) / SUPCON_TEMPERATURE
+        self_mask = tf.eye(n, dtype=tf.bool)
+        sim = tf.where(self_mask, tf.fill(tf.shape(sim), -1e9), sim)
+        log_prob = sim - tf.reduce_logsumexp(sim, axis=1, keepdims=True)
+        pos = tf.logical_and(tf.equal(y[:, None], y[None, :]), tf.logical_not(self_mask))
+        pos_f = tf.cast(pos, z.dtype)
+        n_pos = tf.reduce_sum(pos_f, axis=1)
+        per_anchor = -tf.reduce_sum(tf.where(pos, log_prob, 0.0), axis=1) / tf.maximum(n_pos, 1.0)
+        has = tf.cast(n_pos > 0, z.dtype)
+        return tf.reduce_sum(per_anchor * has) / tf.maximum(tf.reduce_sum(has), 1.0)
+
+    def triplet(z, y, _):
+        d = 1.0 - tf.matmul(z, z, transpose_b=True)  # cosine distance
+        n = tf.shape(z)[0]
+        same = tf.equal(y[:, None], y[None, :])
+        pos = tf.logical_and(same, tf.logical_not(tf.eye(n, dtype=tf.bool)))
+        hardest_pos = tf.reduce_max(tf.where(pos, d, -1.0), axis=1)
+        hardest_neg = tf.reduce_min(tf.where(same, 4.0, d), axis=1)
+        has = tf.cast(tf.reduce_any(pos, axis=1), z.dtype)
+        per = tf.nn.relu(hardest_pos - hardest_neg + 0.2) * has
+        return tf.reduce_sum(per) / tf.maximum(tf.reduce_sum(has), 1.0)
+
+    return {"proxy": proxy, "supcon": supcon, "triplet": triplet}[loss]
+
+
+def fit_learned(x: np.ndarray, y: np.ndarray, head: str, loss: str, epochs: int, seed: int = 0,
+                on_epoch: EpochCallback | None = None, batch_size: int = 1024,
+                weight_decay: float = 1e-4, lr: float = 1e-3) -> tuple[Projection, list[float]]:
+    """Train a linear or MLP projection on standardised features with one of :data:`LOSSES`.
+
+    The first layer starts from the top principal directions of the training features (whitened), so
+    training starts from a PCA view of the frozen embedding rather than from noise. Returns the projection
+    and the mean training loss of each epoch.
+    """
+    import tensorflow as tf
+
+    classes, y_idx = np.unique(y, return_inverse=True)
+    mean, scale = _standardizer(x)
+    z = ((x - mean) / scale).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    tf.random.set_seed(seed)
+    d_in = z.shape[1]
+    out_dim = min(OUT_DIM, d_in)
+    # PCA start: the top right-singular vectors of the standardised training features.
+    _, s, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
+    k = min(out_dim, vt.shape[0])
+    pca = np.zeros((d_in, out_dim), np.float32)
+    pca[:, :k] = vt[:k].T.astype(np.float32)  # orthonormal: distances as in the top-k PCA view
+    if head == "linear":
+        shapes = [(d_in, out_dim)]
+        init = [pca]
+    else:
+        shapes = [(d_in, HIDDEN), (HIDDEN, out_dim)]
+        glorot = lambda a, b: rng.normal(0, np.sqrt(2.0 / (a + b)), (a, b)).astype(np.float32)  # noqa: E731
+        init = [glorot(d_in, HIDDEN), glorot(HIDDEN, out_dim)]
+    ws = [tf.Variable(w) for w in init]
+    bs = [tf.Variable(np.zeros(s[1], np.float32)) for s in shapes]
+    emb0 = np.maximum(z @ init[0], 0) @ init[1] if head == "mlp" else z @ init[0]
+    emb0 /= np.maximum(np.linalg.norm(emb0, axis=1, keepdims=True), 1e-12)
+    centres = np.stack([emb0[y_idx == c].mean(axis=0) for c in range(len(classes))]).astype(np.float32)
+    proxies = tf.Variable(centres)
+    params = ws + bs + ([proxies] if loss == "proxy" else [])
+    loss_of = _loss_fn(loss, len(classes))
+    # AdamW written out in TensorFlow: independent of the Keras backend (which may be JAX).
+    moments = [(tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v))) for v in params]
+    t = tf.Variable(0.0)
+
+    @tf.function(reduce_retracing=True)
+    def step(xb, yb):
+        with tf.GradientTape() as tape:
+            h = xb
+            for i, (w, b) in enumerate(zip(ws, bs)):
+                h = tf.matmul(h, w) + b
+                if i < len(ws) - 1:
+                    h = tf.nn.relu(h)
+            value = loss_of(tf.math.l2_normalize(h, axis=1), yb, proxies)
+        grads = tape.gradient(value, params)
+        t.assign_add(1.0)
+        for var, g, (m, v) in zip(params, grads, moments):
+            m.assign(0.9 * m + 0.1 * g)
+            v.assign(0.999 * v + 0.001 * tf.square(g))
+            m_hat, v_hat = m / (1.0 - tf.pow(0.9, t)), v / (1.0 - tf.pow(0.999, t))
+            var.assign_sub(lr * (m_hat / (tf.sqrt(v_hat) + 1e-7) + weight_decay * var))
+        return value
+
+    history = []
+    y_all = y_idx.astype(np.int32)
+    for epoch in range(epochs):
+        order = rng.permutation(len(z))
+        losses = []
+        for s0 in range(0, len(z), batch_size):
+            rows = order[s0 : s0 + batch_size]
+            losses.append(float(step(tf.constant(z[rows]), tf.constant(y_all[rows]))))
+        history.append(float(np.mean(losses)))
+        if on_epoch:
+            on_epoch(epoch + 1, epochs, history[-1])
+    weights = [w.numpy() for w in ws]
+    biases = [b.numpy() for b in bs]
+    # Fold the standardisation into the first layer: ((x − m)/s)·W + b = x·(W/s) + (b − (m/s)·W).
+    biases[0] = biases[0] - (mean / scale).astype(np.float32) @ weights[0]
+    weights[0] = weights[0] / scale[:, None].astype(np.float32)
+    return Projection(weights, biases), history
+
+
+def parse_method(method: str) -> tuple[str, str]:
+    """``lda`` → ("lda", ""); ``linear-proxy`` → ("linear", "proxy")."""
+    if method not in METHODS:
+        raise UnknownNameError(f"unknown adapt method {method!r}; choose one of: {', '.join(METHODS)}")
+    return ("lda", "") if method == "lda" else tuple(method.split("-", 1))  # type: ignore[return-value]
+
+
+def fit(x_train: np.ndarray, y_train: np.ndarray, method: str, epochs: int, seed: int,
+        on_epoch: EpochCallback | None = None) -> tuple[Projection, list[float]]:
+    """Fit a projection on training rows only (the one entry point for every method)."""
+    head, loss = parse_method(method)
+    if head == "lda":
+        proj = fit_lda(x_train, y_train)
+        if on_epoch:
+            on_epoch(1, 1, float("nan"))
+        return proj, []
+    return fit_learned(x_train, y_train, head, loss, epochs, seed, on_epoch)
+
+
+# --- measuring -----------------------------------------------------------------------------------------------
+
+def held_out_scores(features: np.ndarray, labels: Sequence) -> dict:
+    """Mean search score, precision@15 and 5-NN accuracy, searching only among these rows."""
+    from .scoring import evaluate_retrieval
+
+    rep = evaluate_retrieval(np.asarray(features, np.float32), list(labels), EVAL_METRIC, None, EVAL_K)
+    return {"mean_score": rep.mean_score, "precision_at_k": rep.precision, "knn_accuracy": rep.knn_accuracy}
+
+
+# --- saved adapted models ------------------------------------------------------------------------------------
+
+def default_name(model: str, dataset_name: str) -> str:
+    return f"{model}+{re.sub(r'[^A-Za-z0-9_.-]+', '_', dataset_name).strip('_') or 'data'}"
+
+
+def check_name(name: str) -> str:
+    from .models.registry import MODELS
+
+    if not _NAME_OK.match(name):
+        raise AdaptError(f"adapted model name {name!r}: use letters, digits and _ . + - (at most 100 characters)")
+    if name in MODELS:
+        raise AdaptError(f"{name!r} is a registry model; give the adapted model another --name")
+    return name
+
+
+def saved_entries() -> list[dict]:
+    """Sidecars of every saved adapted model, newest first (unreadable ones skipped)."""
+    d = cache.cache_root() / KIND
+    out = []
+    for side in sorted(d.glob("*.json")) if d.is_dir() else []:
+        if side.name.startswith("."):
+            continue
+        try:
+            meta = json.loads(side.read_text())
+        except (OSError, ValueError):
+            continue
+        if meta.get("version") == ADAPT_VERSION and cache.has_arrays(KIND, side.stem):
+            out.append(meta)
+    return sorted(out, key=lambda m: m.get("created", 0), reverse=True)
+
+
+def adapted_names() -> list[str]:
+    """Names of the saved adapted models (each name once: the newest)."""
+    return list(dict.fromkeys(m["name"] for m in saved_entries()))
+
+
+def find_entry(name: str) -> dict | None:
+    return next((m for m in saved_entries() if m["name"] == name), None)
+
+
+def load_entry(name: str) -> tuple[Projection, dict]:
+    meta = find_entry(name)
+    hit = cache.load_arrays(KIND, meta["key"]) if meta else None
+    if hit is None:
+        known = adapted_names()
+        raise UnknownNameError(f"no adapted model named {name!r}" + (f"; saved: {', '.join(known)}" if known else
+                               "; create one with `python -m cnnviz adapt`"))
+    arrays, meta = hit
+    return Projection.from_arrays(arrays), meta
+
+
+def adapted_spec(name: str):
+    """The registry record of a saved adapted model: the base model's layers plus ``adapted``."""
+    from .models.registry import get_model_spec
+    import dataclasses
+
+    meta = find_entry(name)
+    if meta is None:
+        raise UnknownNameError(f"unknown model {name!r}")
+    base = get_model_spec(meta["model"])
+    return dataclasses.replace(
+        base, name=name, family=f"{base.family}, adapted", builder="adapted", embedding_layer=ADAPTED_LAYER,
+        has_classifier=False, published_top1=None, published_cpu_ms=None,
+        weights_source=(f"{meta['model']} ({base.weights_source}) + {meta['method']} projection of `{meta['layer']}` "
+                        f"trained here on {meta['dataset']} ({meta['split']['train']} images)"),
+        published_source="", keras_app="", keras_weights_file="")
+
+
+@dataclass(frozen=True)
+class AdaptedSource:
+    """What an adapted model adds to its base model (held by the built model)."""
+
+    base: Any  # LoadedModel of the base model
+    base_layer: str
+    pooling: str
+    projection: Projection = field(compare=False)
+    key: str = ""
+
+
+def build_adapted(spec, require_weights: bool = True):
+    """A :class:`cnnviz.models.build.LoadedModel` of an adapted model: the base graph up to the pooled layer,
+    then the projection (Keras, for uploaded queries and timing); ``adapted_features`` serves dataset features
+    from the base model's feature cache."""
+    import hashlib
+
+    import keras
+
+    from .workflows import get_model
+
+    projection, meta = load_entry(spec.name)
+    base = get_model(meta["model"], require_weights)
+    x = base.model.get_layer(meta["layer"]).output
+    if len(x.shape) == 4:
+        x = keras.layers.GlobalAveragePooling2D(name="adapted_pool")(x)
+    for i, (w, b) in enumerate(zip(projection.weights, projection.biases)):
+        last = i == len(projection.weights) - 1
+        dense = keras.layers.Dense(w.shape[1], activation=None if last else "relu", name=f"adapted_dense{i}")
+        x = dense(x)
+        dense.set_weights([w, b])
+    x = keras.layers.UnitNormalization(name=ADAPTED_LAYER)(x)
+    model = keras.Model(base.model.inputs, x, name=re.sub(r"[^A-Za-z0-9_]", "_", spec.name))
+    sha = hashlib.sha256(f"{base.weights_sha256}:{meta['key']}".encode()).hexdigest() if base.weights_sha256 else ""
+    return _adapted_class()(spec, model, base.weights, sha,
+                            AdaptedSource(base, meta["layer"], meta["pooling"], projection, meta["key"]))
+
+
+@functools.cache
+def _adapted_class():
+    """``AdaptedModel``: a LoadedModel that also holds its :class:`AdaptedSource` (defined lazily: build.py
+    imports nothing heavy, but this module is imported by the registry)."""
+    from .models.build import LoadedModel
+
+    @dataclass(frozen=True)
+    class AdaptedModel(LoadedModel):
+        adapted: AdaptedSource | None = field(default=None, compare=False, repr=False)
+
+    return AdaptedModel
+
+
+def adapted_source(loaded) -> AdaptedSource | None:
+    """The adapted part of a built model, or None for a registry model."""
+    return getattr(loaded, "adapted", None)
+
+
+def adapted_features(loaded, dataset, names: Sequence[str], pooling: str, **extract) -> dict[str, np.ndarray]:
+    """Features of an adapted model: base layers from the base model's cache, ``adapted`` = their projection."""
+    from .features import extract_features
+
+    src = adapted_source(loaded)
+    if ADAPTED_LAYER in names and pooling != src.pooling:
+        raise CnnvizError(f"{loaded.spec.name} was trained on {src.pooling}-pooled features; choose pooling {src.pooling}")
+    wanted = [n for n in names if n != ADAPTED_LAYER]
+    base_names = list(dict.fromkeys(wanted + ([src.base_layer] if ADAPTED_LAYER in names else [])))
+    base = extract_features(src.base, dataset, base_names, pooling, **extract)
+    out = {}
+    for n in names:
+        if n == ADAPTED_LAYER:
+            arr = src.projection(base[src.base_layer])
+            arr.setflags(write=False)
+            out[n] = arr
+        else:
+            out[n] = base[n]
+    return out
+
+
+# --- the workflow --------------------------------------------------------------------------------------------
+
+def adapt(model: str, dataset: str | None = None, images: str | None = None, layer: str = "embedding",
+          method: str = DEFAULT_METHOD, epochs: int = DEFAULT_EPOCHS, holdout: float = 0.5, seed: int = 0,
+          name: str | None = None, progress: Callable[[int, int], None] | None = None,
+          on_epoch: EpochCallback | None = None, save: bool = True) -> dict:
+    """Train an adapted embedding on the training split and measure it on the held-out split.
+
+    Returns ``{name, model, layer, method, split: {train, test, test_unseen_labels, classes, …},
+    before: {mean_score, precision_at_k, knn_accuracy}, after: {…}, seconds, epochs, history, key}``;
+    ``seconds`` is the training time alone (features come from the cache).
+    """
+    from .data import open_dataset
+    from .features import extract_features, resolve_layers
+    from .models.build import model_identity
+    from .workflows import get_model
+
+    head, _ = parse_method(method)
+    if head != "lda" and not 1 <= epochs <= 10_000:
+        raise AdaptError(f"--epochs must be between 1 and 10000, got {epochs}")
+    ds = open_dataset(dataset, images=images)
+    if not ds.labelled:
+        raise DatasetError(f"{ds.name}: adapting needs labels (one sub-folder per class)")
+    name = check_name(name or default_name(model, ds.name))
+    loaded = get_model(model)
+    if adapted_source(loaded) is not None:
+        raise AdaptError(f"{model} is already an adapted model; adapt its base model {adapted_source(loaded).base.spec.name}")
+    (layer,) = resolve_layers(loaded.spec, [layer])
+    pooling = "avg"
+    feats = extract_features(loaded, ds, [layer], pooling, progress=progress)[layer]
+    labels = np.asarray([str(v) for v in ds.labels], dtype=object)
+    split = stratified_split(labels, holdout, seed)
+    train_labels = set(labels[split.train])
+    unseen = int(sum(lab not in train_labels for lab in labels[split.test]))
+    if len(split.test) < 2 or len(train_labels) < 2:
+        raise AdaptError(f"{ds.name}: {len(split.train)} training and {len(split.test)} held-out images are too few "
+                         "(need ≥ 2 classes in training and ≥ 2 held-out images)")
+    x_train = np.asarray(feats[split.train], np.float32)
+    y_train = labels[split.train]
+    split.check_disjoint()
+    t0 = time.perf_counter()
+    projection, history = fit(x_train, y_train, method, epochs, seed, on_epoch)
+    seconds = time.perf_counter() - t0
+    x_test = np.asarray(feats[split.test], np.float32)
+    before = held_out_scores(x_test, labels[split.test])
+    after = held_out_scores(projection(x_test), labels[split.test])
+    ids = ds.ids
+    digest = ds.digest()
+    config = {"layer": layer, "pooling": pooling, "method": method, "epochs": epochs if head != "lda" else 0,
+              "holdout": holdout, "seed": seed, "out_dim": projection.dim, "version": ADAPT_VERSION}
+    key = cache.make_key(KIND, identity=model_identity(loaded), dataset=digest, **config)
+    result = {
+        "name": name, "model": model, "layer": layer, "method": method, "dataset": ds.name,
+        "split": {"train": int(len(split.train)), "test": int(len(split.test)), "test_unseen_labels": unseen,
+                  "classes": len(set(labels)), "holdout": holdout, "seed": seed},
+        "before": before, "after": after, "seconds": seconds, "epochs": config["epochs"], "dim": projection.dim,
+        "history": history, "key": key, "eval": {"metric": EVAL_METRIC, "k": EVAL_K},
+    }
+    if save:
+        meta = {**result, "pooling": pooling, "config": config, "dataset_digest": digest, "version": ADAPT_VERSION,
+                "created": time.time(), "train_ids": [ids[i] for i in split.train],
+                "test_ids": [ids[i] for i in split.test]}
+        for old in saved_entries():  # one entry per name: a re-adapt under the same name replaces it
+            if old["name"] == name and old["key"] != key:
+                for suffix in (".npz", ".json"):
+                    cache.safe_remove(cache.entry_dir(KIND) / f"{old['key']}{suffix}")
+        cache.save_arrays(KIND, key, projection.to_arrays(), meta)
+        forget_built(name)
+    return result
+
+
+def forget_built(name: str) -> None:
+    """Drop a built model of this name from the process-wide model cache (it was replaced)."""
+    from .workflows import get_model
+
+    get_model.cache_clear()
+
+
+def describe_adapted() -> list[dict]:
+    """Saved adapted models as rows for ``models`` (no model is built)."""
+    rows = []
+    for meta in saved_entries():
+        if any(r["name"] == meta["name"] for r in rows):
+            continue
+        rows.append({"name": meta["name"], "base": meta["model"], "layer": meta["layer"], "method": meta["method"],
+                     "dataset": meta["dataset"], "dim": meta["dim"], "held_out_before": meta["before"]["mean_score"],
+                     "held_out_after": meta["after"]["mean_score"], "held_out_images": meta["split"]["test"]})
+    return rows
