@@ -4,7 +4,7 @@ import streamlit as st
 
 from cnnviz.errors import CnnvizError
 from cnnviz.scoring import DEFAULT_K
-from cnnviz.ui import cached, state, widgets
+from cnnviz.ui import cached, curation, state, widgets
 from cnnviz.ui.gallery import image_gallery
 from cnnviz.workflows import search_features
 
@@ -33,7 +33,7 @@ if query in ds.ids:
             widgets.query_card(res, DEFAULT_K, model_name, layer)
             st.button("Clear query", on_click=state.set_query, args=(None,))
         with right:
-            widgets.results_grid(res)
+            widgets.results_grid(res, flags=curation.flags(model_name, ref, layer, res))  # only if Data quality ran
         st.divider()
 
 st.subheader(f"{ds.name}: {len(ds.items)} images, {len(ds.classes)} classes — click one")

@@ -9,7 +9,7 @@ from cnnviz.features import POOLINGS
 from cnnviz.projection import FIT_MAX, points_to_draw, umap_metric, umap_ready
 from cnnviz.scoring import DEFAULT_K, SCORE_K, figure_text, figures_note
 from cnnviz.search import METRICS
-from cnnviz.ui import cached, charts, state, widgets
+from cnnviz.ui import cached, charts, curation, state, widgets
 from cnnviz.ui.gallery import image_gallery
 from cnnviz.workflows import search_features
 
@@ -67,7 +67,7 @@ if res is not None:
     with left:
         widgets.query_card(res, res.score_k, model_name, layer)
     with right:
-        widgets.results_grid(res)
+        widgets.results_grid(res, flags=curation.flags(model_name, ref, layer, res))  # only if Data quality ran
 else:
     st.info("Pick a query image above.")
 

@@ -1,8 +1,9 @@
 """Curate a dataset with the model's eyes: likely label errors, near-duplicates, outliers, leaks between splits.
 
-The statistics are cleanlab's (``Datalab`` with the ``label``, ``near_duplicate``
-and ``outlier`` issue types). cnnviz supplies what cleanlab needs and does not
-compute itself at this scale:
+The statistics are cleanlab's: ``cleanlab.filter.find_label_issues`` and
+``cleanlab.rank.get_label_quality_scores`` for label errors, ``Datalab`` with the
+``near_duplicate`` and ``outlier`` issue types. cnnviz supplies what cleanlab needs
+and does not compute itself at this scale:
 
 - out-of-fold class probabilities from a cross-validated linear probe
   (scikit-learn ``LogisticRegression`` + ``cross_val_predict``) on cached features;
@@ -38,7 +39,7 @@ from .data.folder import ImageDataset
 from .scoring import DEFAULT_K, position_weights
 
 SPLIT_NAMES = frozenset({"train", "training", "test", "testing", "val", "valid", "validation", "dev", "eval", "holdout"})
-CURATE_VERSION = 1  # bump when results change for the same inputs
+CURATE_VERSION = 2  # bump when results change for the same inputs
 KIND_ORDER = {"exact": 0, "perceptual": 1, "features": 2}
 
 StageProgress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -186,21 +187,28 @@ def oof_probabilities(x: np.ndarray, y: np.ndarray, n_classes: int, config: Cura
 
 # --- cleanlab --------------------------------------------------------------------------------------------------
 
-def run_datalab(y: np.ndarray | None, pred_probs: np.ndarray | None, graph, k: int) -> dict:
-    """cleanlab Datalab's label, near_duplicate and outlier issues from our probabilities and kNN graph."""
+def label_issues(y: np.ndarray, pred_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cleanlab's label issues: (is_issue mask, label quality score per image; lower = more likely wrong).
+
+    ``cleanlab.filter.find_label_issues`` (confident learning, prune by noise rate) rather than Datalab's label
+    check: on tiny folders (a few images per class) Datalab's noise-matrix estimate flagged nothing even when the
+    flipped images were exactly the lowest-scored ones; the ranking (self-confidence) is the same.
+    """
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    mask = find_label_issues(y, pred_probs, filter_by="prune_by_noise_rate", n_jobs=1)  # no worker processes
+    return np.asarray(mask, bool), get_label_quality_scores(y, pred_probs, method="self_confidence")
+
+
+def run_datalab(graph, k: int) -> dict:
+    """cleanlab Datalab's near_duplicate and outlier issues from our kNN graph (it never builds its own)."""
     from cleanlab import Datalab
 
-    labelled = y is not None
-    data = {"label": y} if labelled else {"row": np.arange(graph.shape[0])}
-    issue_types = {"near_duplicate": {"k": k}, "outlier": {"k": k}}
-    if labelled:
-        issue_types["label"] = {"clean_learning_kwargs": {"find_label_issues_kwargs": {"n_jobs": 1}}}
-    lab = Datalab(data=data, label_name="label" if labelled else None, verbosity=0)
+    lab = Datalab(data={"row": np.arange(graph.shape[0])}, verbosity=0)
     with contextlib.redirect_stdout(io.StringIO()):  # cleanlab prints progress; CLI --json output stays clean
-        lab.find_issues(pred_probs=pred_probs, knn_graph=graph, issue_types=issue_types)
+        lab.find_issues(knn_graph=graph, issue_types={"near_duplicate": {"k": k}, "outlier": {"k": k}})
     return {
-        "label": lab.get_issues("label") if labelled else None,
-        "near_duplicate": lab.get_issues("near_duplicate"),
         "near_duplicate_sets": lab.get_info("near_duplicate")["near_duplicate_sets"],
         "outlier": lab.get_issues("outlier"),
     }
@@ -341,20 +349,17 @@ def curate_features(ds: ImageDataset, features: np.ndarray, index, config: Curat
             progress("cross-validated probe", 1, 1)
     if progress:
         progress("cleanlab", 0, 1)
-    lab = run_datalab(y if labelled else None, probs, knn_graph(nbr_idx, nbr_dist, config.k), config.k)
-    if progress:
-        progress("cleanlab", 1, 1)
-
-    label_issues = []
+    lab = run_datalab(knn_graph(nbr_idx, nbr_dist, config.k), config.k)
+    issues = []
     is_label_issue = np.zeros(n, bool)
     if labelled:
-        df = lab["label"]
-        is_label_issue = df["is_label_issue"].to_numpy(bool)
-        score = df["label_score"].to_numpy(float)
+        is_label_issue, score = label_issues(y, probs)
         suggested = probs.argmax(axis=1)
         for i in sorted(np.flatnonzero(is_label_issue), key=lambda i: (score[i], i)):
-            label_issues.append({"id": ids[i], "given": classes[y[i]], "suggested": classes[suggested[i]],
-                                 "confidence": round(1.0 - float(score[i]), 4)})
+            issues.append({"id": ids[i], "given": classes[y[i]], "suggested": classes[suggested[i]],
+                           "confidence": round(1.0 - float(score[i]), 4)})
+    if progress:
+        progress("cleanlab", 1, 1)
 
     out_df = lab["outlier"]
     is_outlier = out_df["is_outlier_issue"].to_numpy(bool)
@@ -398,7 +403,7 @@ def curate_features(ds: ImageDataset, features: np.ndarray, index, config: Curat
                                 "duplicates": int(redundant.sum()), "total": int(excluded.sum())}}
     return {
         "dataset": ds.name, "n_images": n, "classes": classes if labelled else [],
-        "label_issues": label_issues, "near_duplicates": near_duplicates, "outliers": outliers,
+        "label_issues": issues, "near_duplicates": near_duplicates, "outliers": outliers,
         "class_summary": class_summary, "leaks": leaks, "what_if": what_if,
         "split_layout": layout.splits is not None, "notes": notes,
         "settings": config.to_dict(), "seconds": round(time.perf_counter() - started, 2),
@@ -430,7 +435,8 @@ def curation_key(features_key: str, config: CurateConfig = CurateConfig()) -> st
     return cache.make_key("curate", features=features_key, settings=config.to_dict(), version=CURATE_VERSION)
 
 
-def _curation_path(key: str):
+def curation_path(key: str):
+    """Where a curation result with this key is (or would be) cached."""
     from . import cache
 
     return cache.entry_dir("curate") / f"{key}.json"
@@ -442,7 +448,7 @@ def load_curation(key: str) -> dict | None:
 
     from . import cache
 
-    path = _curation_path(key)
+    path = curation_path(key)
     if not path.exists():
         return None
     try:
@@ -459,4 +465,4 @@ def load_curation(key: str) -> dict | None:
 def save_curation(key: str, result: dict) -> None:
     from . import cache
 
-    cache.write_json_atomic(_curation_path(key), {"key": key, "result": result})
+    cache.write_json_atomic(curation_path(key), {"key": key, "result": result})

@@ -8,8 +8,11 @@ from ..workflows import SearchResult
 from . import cached, state
 
 
-def results_grid(res: SearchResult, columns: int = 5, thumb: int = 160) -> None:
-    """Ranked results with class and similarity; a green check or a red cross says whether the class is the query's."""
+def results_grid(res: SearchResult, columns: int = 5, thumb: int = 160, flags: dict[str, str] | None = None) -> None:
+    """Ranked results with class and similarity; a green check or a red cross says whether the class is the query's.
+
+    ``flags`` (optional): a short note per result id (e.g. a suspected label error from the Data quality page).
+    """
     cols = st.columns(columns)
     for n, hit in enumerate(res.hits):
         col = cols[n % columns]
@@ -21,6 +24,8 @@ def results_grid(res: SearchResult, columns: int = 5, thumb: int = 160) -> None:
         else:
             mark = ":red[:material/cancel:] "
         col.markdown(f"#{hit.rank} {mark}{hit.label or ''} · sim {hit.similarity:.3f}")
+        if flags and hit.id in flags:
+            col.caption(f":orange[:material/flag:] {flags[hit.id]}")
 
 
 def query_card(res: SearchResult, k: int, model_name: str, layer: str) -> None:
