@@ -125,8 +125,12 @@ class ExactIndex:
         return best_i, best_d
 
     def _bounded_search(self, q: np.ndarray, k: int, ex: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Float32 scores with error bounds select candidates that surely hold the top k; cdist ranks them."""
-        q32 = q.astype(np.float32)
+        """Float32 scores with error bounds select candidates that surely hold the top k; cdist ranks them.
+
+        Per block of rows, each query's approximate values lie within ± its error bound ``e`` of the true
+        ones (squared distance for euclidean, p-th power for Minkowski). The k-th smallest upper bound so
+        far caps the true k-th value, so every row whose lower bound is not above it is kept.
+        """
         q_norm = np.sqrt(np.einsum("ij,ij->i", q, q))
         dim = self.base.shape[1]
         rows = max(1, BLOCK_ELEMENTS // (dim if self.metric == "minkowski" else len(q)))
@@ -134,20 +138,32 @@ class ExactIndex:
         found: list[list[np.ndarray]] = [[] for _ in q]
         for s in range(0, len(self.base), rows):
             x = self.base[s : s + rows]
+            # d: approximate values; the truth lies in [d − e, d + e] (e per query, or per value for Minkowski)
             if self.metric == "minkowski":
-                lo, hi = self._power_bounds(q32, x)
+                d, e = self._power_bounds(q.astype(np.float32), x)
             else:
-                lo, hi = self._bounds(q32 @ x.T, q_norm, self._norms[s : s + len(x)])
-            unsure = ~(np.isfinite(lo) & np.isfinite(hi))  # float32 overflow: let the exact pass decide
-            lo[unsure], hi[unsure] = -np.inf, np.inf
+                d, e = self._approx(q, q_norm, x, self._norms[s : s + len(x)])
+                e = e[:, None]
+            unsure = ~np.isfinite(d)  # float32 overflow: always a candidate, the exact pass decides
+            if unsure.any():
+                r, c = np.nonzero(unsure)
+                for qi, cols in zip(*_group(r, c)):
+                    found[qi].append(cols + s)
+                d[unsure] = np.inf
             if ex is not None:
                 inside = (ex >= s) & (ex < s + len(x))
-                hi[inside, ex[inside] - s] = np.inf
-            m = min(k, hi.shape[1])
-            kth_hi = np.concatenate([kth_hi, np.partition(hi, m - 1, axis=1)[:, :m]], axis=1)
+                d[inside, ex[inside] - s] = np.inf
+            m = min(k, d.shape[1])
+            if np.ndim(e) == 2 and e.shape[1] > 1:  # per-value bounds
+                top = np.partition(d + e, m - 1, axis=1)[:, :m]
+            else:
+                top = np.partition(d, m - 1, axis=1)[:, :m] + e
+            kth_hi = np.concatenate([kth_hi, top], axis=1)
             kth_hi = np.partition(kth_hi, min(k, kth_hi.shape[1]) - 1, axis=1)[:, :k]
             limit = kth_hi.max(axis=1) if kth_hi.shape[1] >= k else np.full(len(q), np.inf)
-            r, c = np.nonzero(lo <= limit[:, None])
+            keep = (d - e <= limit[:, None]) if np.ndim(e) == 2 and e.shape[1] > 1 else \
+                (d <= np.nextafter((limit[:, None] + e).astype(d.dtype), np.inf))
+            r, c = np.nonzero(keep & np.isfinite(d))
             for qi, cols in zip(*_group(r, c)):
                 found[qi].append(cols + s)
         out_i, out_d = np.empty((len(q), k), np.int64), np.empty((len(q), k))
@@ -160,6 +176,31 @@ class ExactIndex:
             out_i[qi], out_d[qi] = cand[order], d[order]
         return out_i, out_d
 
+    def _approx(self, q: np.ndarray, q_norm: np.ndarray, x: np.ndarray, x_norm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Float32 distances (squared for euclidean) of a block of rows, and each query's bound on their error.
+
+        The product's error is at most γ·|q|·|x| ≤ γ‖q‖‖x‖; the few float32 operations after it add a
+        few roundings of values no larger than (‖q‖ + ‖x‖)², covered by the 10 extra units below.
+        """
+        u, g = _U32, self._gamma
+        x_max = float(x_norm.max()) if len(x_norm) else 0.0
+        if self.metric == "cosine":
+            with np.errstate(divide="ignore"):
+                inv_q = np.where(q_norm > 0, 1.0 / q_norm, 0.0)
+                inv_x = np.where(x_norm > 0, 1.0 / x_norm, 0.0).astype(np.float32)
+            d = (q * inv_q[:, None]).astype(np.float32) @ x.T  # cosine similarity; zero vectors: 0
+            d *= inv_x[None, :]
+            np.subtract(np.float32(1.0), d, out=d)
+            return d, np.full(len(q), g + 10 * u)
+        d = q.astype(np.float32) @ x.T
+        if self.metric == "inner_product":
+            np.negative(d, out=d)
+            return d, (g + 10 * u) * q_norm * x_max
+        d *= np.float32(-2.0)
+        d += (q_norm**2).astype(np.float32)[:, None]
+        d += (x_norm**2).astype(np.float32)[None, :]
+        return d, (g + 10 * u) * (q_norm + x_max) ** 2
+
     def _power_bounds(self, q32: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Bounds of Σ|q − x|^p (Minkowski's distance to the p-th power) from float32 sums of non-negative terms."""
         dim, p = x.shape[1], self.p
@@ -168,23 +209,8 @@ class ExactIndex:
         s = np.empty((len(q32), len(x)))
         for i, row in enumerate(q32):  # one query at a time keeps memory at rows × D
             s[i] = _power(np.abs(x - row), p).sum(axis=1)
-        return s * (1 - rel) - tiny, s * (1 + rel) + tiny
+        return s, s * rel + tiny
 
-    def _bounds(self, s: np.ndarray, q_norm: np.ndarray, x_norm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds of each (query, row) distance (squared for euclidean) from float32 products."""
-        s = s.astype(np.float64)
-        scale = q_norm[:, None] * x_norm[None, :]
-        err = self._gamma * scale + 1e-300
-        if self.metric == "cosine":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                d = 1.0 - np.where(scale > 0, s / scale, 0.0)
-            e = np.where(scale > 0, self._gamma, 0.0) + 4e-16
-        elif self.metric == "inner_product":
-            d, e = -s, err
-        else:  # ‖q‖² − 2 q·x + ‖x‖², in float64 from exact norms: only q·x carries float32 error
-            d = (q_norm**2)[:, None] - 2.0 * s + (x_norm**2)[None, :]
-            e = 2.0 * err + 4e-16 * ((q_norm**2)[:, None] + (x_norm**2)[None, :])
-        return d - e, d + e
 
 
 def _power(x: np.ndarray, p: float) -> np.ndarray:

@@ -62,3 +62,47 @@ def test_vectorised_dataset_scores_equal_per_query_definition(rng):
         ranked = [labels[i] for i in neigh[q]]
         assert rep.query_scores[q] == pytest.approx(search_score(ranked, labels[q], 15))
         assert rep.query_precision[q] == pytest.approx(precision_at_k(ranked, labels[q], 15))
+
+
+def test_sampled_dataset_figures_hold_the_exact_ones_within_their_95_interval(rng):
+    # 1,200 images in 6 overlapping classes; above exact_max=500 a seeded sample of 300 queries.
+    labels = rng.integers(0, 6, size=1200)
+    feats = (rng.normal(size=(6, 16))[labels] + 1.2 * rng.normal(size=(1200, 16))).astype(np.float32)
+    exact = evaluate_retrieval(feats, list(labels), "cosine")
+    sampled = evaluate_retrieval(feats, list(labels), "cosine", exact_max=500, sample=300, seed=0)
+    assert exact.ci95 is None and exact.n_queries == 1200 and sampled.n_queries == 300 and sampled.seed == 0
+    again = evaluate_retrieval(feats, list(labels), "cosine", exact_max=500, sample=300, seed=0)
+    assert again.mean_score == sampled.mean_score  # seeded: reproducible
+    for key, value in (("mean_score", exact.mean_score), ("precision_at_k", exact.precision),
+                       ("knn_accuracy", exact.knn_accuracy)):
+        low, high = sampled.ci95[key]
+        assert low <= value <= high, (key, low, value, high)
+        assert high - low < (20 if key == "mean_score" else 0.2)  # an interval that says something
+    # and the interval is a 95% one: over 400 seeds it holds the exact mean about 95% of the time
+    from cnnviz.scoring import _ci95, query_rows
+
+    held = [(lambda lo_hi: lo_hi[0] <= exact.mean_score <= lo_hi[1])(
+        _ci95(exact.query_scores[query_rows(1200, 500, 300, seed)], 1200)) for seed in range(400)]
+    assert 0.92 <= np.mean(held) <= 0.98
+    d = sampled.to_dict()
+    assert d["n_queries"] == 300 and d["n_images"] == 1200 and d["score_k"] == 15 and set(d["ci95"]) == {
+        "mean_score", "precision_at_k", "knn_accuracy"}
+
+
+def test_sampled_queries_are_scored_like_the_same_queries_in_the_exact_run(rng):
+    labels = list(rng.integers(0, 3, size=80))
+    feats = rng.normal(size=(80, 6)).astype(np.float32)
+    exact = evaluate_retrieval(feats, labels, "euclidean")
+    sampled = evaluate_retrieval(feats, labels, "euclidean", exact_max=50, sample=20, seed=3)
+    np.testing.assert_array_equal(sampled.query_scores, exact.query_scores[sampled.queries])
+    np.testing.assert_array_equal(sampled.knn_correct, exact.knn_correct[sampled.queries])
+
+
+def test_figure_text_shows_the_interval_only_when_sampled():
+    from cnnviz.scoring import figure_text, figures_note
+
+    exact = {"mean_score": 61.234, "ci95": None, "n_images": 10, "n_queries": 10, "score_k": 15}
+    sampled = {**exact, "ci95": {"mean_score": [60.5, 62.0]}, "n_images": 1_000_000, "n_queries": 5000}
+    assert figure_text(exact, "mean_score", 1) == "61.2"
+    assert figure_text(sampled, "mean_score", 1) == "61.2 ± 0.8"
+    assert "every one of the 10 images" in figures_note(exact) and "5,000 of the 1,000,000" in figures_note(sampled)
