@@ -28,6 +28,7 @@ pages = [
     st.Page("app_pages/explorer.py", title="Model Explorer", icon=":material/neurology:"),
     st.Page("app_pages/attribution.py", title="Attribution", icon=":material/local_fire_department:"),
     st.Page("app_pages/benchmark.py", title="Benchmark", icon=":material/speed:"),
+    st.Page("app_pages/adapt.py", title="Adapt to your data", icon=":material/model_training:"),
     st.Page("app_pages/data_quality.py", title="Data quality", icon=":material/fact_check:"),
 ]
 page = st.navigation(pages)

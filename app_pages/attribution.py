@@ -32,7 +32,7 @@ else:
     image, name = ds.items[ds.ids.index(item_id)].path.read_bytes(), item_id
 key = attr.image_key(image)
 
-classifiers = [m for m in sidebar.semantic_models() if MODELS[m].has_classifier]
+classifiers = [m for m in sidebar.semantic_models() if m in MODELS and MODELS[m].has_classifier]  # adapted: no classes
 c1, c2 = st.columns([1, 2])
 models = c1.multiselect("Models", classifiers, default=[model_name] if model_name in classifiers else classifiers[:1],
                         key="attr.models")

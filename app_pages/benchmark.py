@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from cnnviz import workflows
+from cnnviz.adapt import adapted_names
 from cnnviz.benchmark import COLUMNS, TIMING_COLUMNS, advice, find_cached_benchmark, latest_cached_benchmark, pareto_front
 from cnnviz.errors import CnnvizError
 from cnnviz.models import MODELS
@@ -28,7 +29,8 @@ try:
 except CnnvizError as exc:
     st.error(str(exc))
     st.stop()
-models = st.multiselect("Models", list(MODELS), default=list(MODELS), key="bench.models")
+models = st.multiselect("Models", list(MODELS) + adapted_names(), default=list(MODELS), key="bench.models",
+                        help="The registry, then adapted models (Adapt page): base network + their projection")
 if not models:
     st.info("Choose at least one model.")
     st.stop()

@@ -4,7 +4,7 @@ import streamlit as st
 
 from cnnviz.errors import CnnvizError
 from cnnviz.scoring import DEFAULT_K
-from cnnviz.ui import cached, curation, state, widgets
+from cnnviz.ui import cached, curation, region, state, widgets
 from cnnviz.ui.gallery import image_gallery
 from cnnviz.workflows import search_features
 
@@ -24,11 +24,16 @@ except CnnvizError as exc:  # e.g. a broken image inside a folder dataset
 query = st.session_state[state.QUERY]
 results = st.container()  # always there, so the gallery below keeps its place (and its frame) when a query appears
 if query in ds.ids:
-    res = search_features(ds, feats, loaded, layer, query, "cosine", None, DEFAULT_K,
-                          index=cached.search_index(model_name, ref, layer, "cosine", None))
     with results:
-        st.subheader(f"Most similar to {res.query_id}")
+        heading = st.empty()
         left, right = st.columns([1, 3])
+    with left:  # the region box comes first: the search below uses it
+        crop = region.region_box(ds.items[ds.index_of(query)].path, "home", loaded.spec.input_size)
+    res = region.search_with_region(lambda c: search_features(
+        ds, feats, loaded, layer, query, "cosine", None, DEFAULT_K,
+        index=cached.search_index(model_name, ref, layer, "cosine", None), crop=c), crop)
+    with results:
+        heading.subheader(f"Most similar to {res.query_id}" + (" (region {},{},{},{})".format(*res.crop) if res.crop else ""))
         with left:
             widgets.query_card(res, DEFAULT_K, model_name, layer)
             st.button("Clear query", on_click=state.set_query, args=(None,))

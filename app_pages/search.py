@@ -9,7 +9,7 @@ from cnnviz.features import POOLINGS
 from cnnviz.projection import FIT_MAX, points_to_draw, umap_metric, umap_ready
 from cnnviz.scoring import DEFAULT_K, SCORE_K, figure_text, figures_note
 from cnnviz.search import METRICS
-from cnnviz.ui import cached, charts, curation, state, widgets
+from cnnviz.ui import cached, charts, curation, region, state, widgets
 from cnnviz.ui.gallery import image_gallery
 from cnnviz.workflows import search_features
 
@@ -50,18 +50,23 @@ with st.expander("Choose the query: click a dataset image or upload one", expand
 query, uploaded = st.session_state[state.QUERY], st.session_state[state.UPLOAD]
 index = cached.search_index(model_name, ref, layer, metric, p, pooling)
 res = None
+crop = None  # a region of the query (drawn box), or the whole image
+if uploaded or query in ds.ids:
+    crop = region.region_box(uploaded[1] if uploaded else ds.items[ds.index_of(query)].path, "search", spec.input_size)
 try:
     if uploaded:
-        res = search_features(ds, feats, loaded, layer, None, metric, p, int(top_k), pooling,
-                              query_image=uploaded[1], query_name=uploaded[0], index=index)
+        res = region.search_with_region(lambda c: search_features(
+            ds, feats, loaded, layer, None, metric, p, int(top_k), pooling, query_image=uploaded[1],
+            query_name=uploaded[0], index=index, crop=c), crop)
     elif query in ds.ids:
-        res = search_features(ds, feats, loaded, layer, query, metric, p, int(top_k), pooling, index=index)
+        res = region.search_with_region(lambda c: search_features(
+            ds, feats, loaded, layer, query, metric, p, int(top_k), pooling, index=index, crop=c), crop)
 except CnnvizError as exc:
     st.error(str(exc))
     st.session_state[state.UPLOAD] = None
 
 if res is not None:
-    st.subheader(f"Results for {res.query_id}")
+    st.subheader(f"Results for {res.query_id}" + (" (region {},{},{},{})".format(*res.crop) if res.crop else ""))
     st.caption(f"Search: {res.backend}.")
     left, right = st.columns([1, 3])
     with left:

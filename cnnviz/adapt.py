@@ -237,7 +237,7 @@ def fit_learned(x: np.ndarray, y: np.ndarray, head: str, loss: str, epochs: int,
     moments = [(tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v))) for v in params]
     t = tf.Variable(0.0)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # plain Python loops, unrolled when traced
     def step(xb, yb):
         with tf.GradientTape() as tape:
             h = xb
@@ -507,24 +507,21 @@ def adapt(model: str, dataset: str | None = None, images: str | None = None, lay
         "before": before, "after": after, "seconds": seconds, "epochs": config["epochs"], "dim": projection.dim,
         "history": history, "key": key, "eval": {"metric": EVAL_METRIC, "k": EVAL_K},
     }
+    result["replaced"] = False
     if save:
         meta = {**result, "pooling": pooling, "config": config, "dataset_digest": digest, "version": ADAPT_VERSION,
                 "created": time.time(), "train_ids": [ids[i] for i in split.train],
                 "test_ids": [ids[i] for i in split.test]}
         for old in saved_entries():  # one entry per name: a re-adapt under the same name replaces it
-            if old["name"] == name and old["key"] != key:
-                for suffix in (".npz", ".json"):
-                    cache.safe_remove(cache.entry_dir(KIND) / f"{old['key']}{suffix}")
-        cache.save_arrays(KIND, key, projection.to_arrays(), meta)
-        forget_built(name)
+            if old["name"] == name:
+                result["replaced"] = True
+                if old["key"] != key:
+                    for suffix in (".npz", ".json"):
+                        cache.safe_remove(cache.entry_dir(KIND) / f"{old['key']}{suffix}")
+        cache.save_arrays(KIND, key, projection.to_arrays(), {**meta, "replaced": result["replaced"]})
+        if result["replaced"]:  # a model built from the previous version must not be served again
+            get_model.cache_clear()
     return result
-
-
-def forget_built(name: str) -> None:
-    """Drop a built model of this name from the process-wide model cache (it was replaced)."""
-    from .workflows import get_model
-
-    get_model.cache_clear()
 
 
 def describe_adapted() -> list[dict]:
@@ -537,3 +534,28 @@ def describe_adapted() -> list[dict]:
                      "dataset": meta["dataset"], "dim": meta["dim"], "held_out_before": meta["before"]["mean_score"],
                      "held_out_after": meta["after"]["mean_score"], "held_out_images": meta["split"]["test"]})
     return rows
+
+
+def held_out_side_by_side(ds, base_features: np.ndarray, projection: Projection, test_ids: Sequence[str],
+                          query_id: str, k: int = EVAL_K) -> dict:
+    """One held-out query searched among the held-out images, with the frozen and the adapted embedding.
+
+    Returns ``{"query": {id, label, path}, "before": {score, hits}, "after": {score, hits}}``; each hit is
+    ``{id, label, path, similarity}``, best first (the query itself excluded).
+    """
+    from .scoring import search_score
+    from .search import ExactIndex
+
+    index_of = {item_id: i for i, item_id in enumerate(ds.ids)}
+    rows = np.array([index_of[i] for i in test_ids])
+    if query_id not in test_ids:
+        raise AdaptError(f"{query_id!r} is not a held-out image of this adapted model")
+    q = list(test_ids).index(query_id)
+    base = np.asarray(base_features[rows], np.float32)
+    out = {"query": {"id": query_id, "label": ds.items[rows[q]].label, "path": str(ds.items[rows[q]].path)}}
+    for when, feats in (("before", base), ("after", projection(base))):
+        idx, dist = ExactIndex(feats, EVAL_METRIC).search(feats[q : q + 1], k, exclude=np.array([q]))
+        hits = [{"id": ds.items[rows[i]].id, "label": ds.items[rows[i]].label, "path": str(ds.items[rows[i]].path),
+                 "similarity": float(1.0 - d)} for i, d in zip(idx[0], dist[0])]
+        out[when] = {"score": search_score([h["label"] for h in hits], out["query"]["label"], k), "hits": hits}
+    return out

@@ -18,7 +18,7 @@ from ..data.registry import DATASETS
 from ..data.roots import HOW_TO_ADD_ROOTS, ROOTS_ENV, allowed_roots, folders_under_roots, resolve_in_roots
 from ..data.uploads import SessionUploads, expire_uploads, is_upload, store_upload, touch_upload
 from ..errors import CnnvizError
-from ..models import MODELS, weights_status
+from ..models import MODELS, get_model_spec, weights_status
 from . import state
 
 UPLOADS = "cnnviz.session_uploads"  # SessionUploads of this session (count and bytes against the limits)
@@ -28,8 +28,13 @@ _last_expiry = [0.0]
 
 
 def semantic_models() -> list[str]:
-    """Models with ImageNet weights on this machine (search needs trained features)."""
-    return [n for n, spec in MODELS.items() if weights_status(spec) == "available"]
+    """Models with ImageNet weights on this machine (search needs trained features), then adapted models
+    (``python -m cnnviz adapt`` or the Adapt page) of those."""
+    from ..adapt import saved_entries
+
+    available = [n for n, spec in MODELS.items() if weights_status(spec) == "available"]
+    adapted = [m["name"] for m in saved_entries() if m["model"] in available]
+    return available + list(dict.fromkeys(adapted))
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -138,5 +143,5 @@ def dataset_and_model(samples: list[str]) -> None:
             st.session_state[state.MODEL] = models[0]
         st.selectbox("Model", models, key=state.MODEL,
                      help="Models with ImageNet weights on this machine. See `python -m cnnviz models` for the rest.")
-        spec = MODELS[st.session_state[state.MODEL]]
+        spec = get_model_spec(st.session_state[state.MODEL])  # registry or adapted model
         st.caption(f"{spec.family}, {spec.input_size}px · weights: {spec.weights_source}")

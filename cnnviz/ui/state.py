@@ -78,7 +78,7 @@ def restore_from_url(samples: list[str]) -> None:
     if not params:
         return
     from ..errors import CnnvizError
-    from ..models import MODELS
+    from ..models import get_model_spec
     from ..search import METRICS
     from . import cached
     from .sidebar import semantic_models
@@ -96,7 +96,7 @@ def restore_from_url(samples: list[str]) -> None:
         else:
             problems.append(f"model {params['model']!r}: not one of {', '.join(semantic_models())}")
     if "layer" in params:
-        if params["layer"] in MODELS[st.session_state[MODEL]].all_layers:
+        if params["layer"] in get_model_spec(st.session_state[MODEL]).all_layers:  # registry or adapted model
             st.session_state["search.layer"] = params["layer"]
         else:
             problems.append(f"layer {params['layer']!r}: not a layer of {st.session_state[MODEL]}")
