@@ -250,11 +250,13 @@ class AnnIndex:
             info = IndexInfo(**meta)
             if (info.n, info.dim) != tuple(features.shape):
                 raise ValueError("index does not match the features")
-            return cls(_faiss().read_index(str(path)), info, features)
+            index = cls(_faiss().read_index(str(path)), info, features)
         except (OSError, ValueError, TypeError, KeyError, RuntimeError):  # unreadable: rebuild, never trust
-            path.unlink(missing_ok=True)
-            side.unlink(missing_ok=True)
+            cache.safe_remove(path)
+            cache.safe_remove(side)
             return None
+        cache.mark_used(side)  # the quota's least-recently-used clock
+        return index
 
 
 def nprobe_steps(nlist: int) -> list[int]:

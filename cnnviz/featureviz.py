@@ -102,7 +102,10 @@ def cached_visual(loaded: LoadedModel, layer: str, channel: int, config: ActMaxC
     except (ValueError, TypeError):
         cache.safe_remove(meta)
         return None
-    return v if Path(v.image_path).exists() else None
+    if not Path(v.image_path).exists():
+        return None
+    cache.mark_used(meta)  # the quota's least-recently-used clock
+    return v
 
 
 def maximize_channels(loaded: LoadedModel, layer: str, channels: Sequence[int], config: ActMaxConfig = ActMaxConfig(),
