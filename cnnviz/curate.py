@@ -39,7 +39,7 @@ from .data.folder import ImageDataset
 from .scoring import DEFAULT_K, position_weights
 
 SPLIT_NAMES = frozenset({"train", "training", "test", "testing", "val", "valid", "validation", "dev", "eval", "holdout"})
-CURATE_VERSION = 2  # bump when results change for the same inputs
+CURATE_VERSION = 3  # bump when results change for the same inputs
 KIND_ORDER = {"exact": 0, "perceptual": 1, "features": 2}
 
 StageProgress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -57,7 +57,8 @@ class CurateConfig:
     # flipped labels this ranked flips as well as or better than all 1280 dimensions, 15-25x faster (docs/curate.md).
     probe_dim: int = 64
     probe_c: float = 3.0  # inverse L2 strength of the logistic regression
-    phash_bits: int = 4  # perceptual hashes within this many of 64 bits are duplicates
+    phash_bits: int = 4  # perceptual hashes within this many of 64 bits are duplicates (among the k neighbours)
+    phash_nn_bits: int = 6  # … or within this many when the image is the other's nearest neighbour in features
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -97,13 +98,29 @@ def _phash(path) -> int:
 
 
 def file_hashes(ds: ImageDataset, progress: StageProgress | None = None) -> tuple[list[str], np.ndarray]:
-    """sha256 of every file's bytes and a 64-bit perceptual hash (DCT) of its pixels."""
+    """sha256 of every file's bytes and a 64-bit perceptual hash (DCT) of its pixels.
+
+    Cached per dataset content, so another model or layer of the same folder does not decode every image again.
+    """
+    from importlib.metadata import version
+
+    from . import cache
+
+    key = cache.make_key("curate-hashes", dataset=ds.digest(), phash=f"imagehash-{version('imagehash')}-phash",
+                         version=CURATE_VERSION)
+    hit = cache.load_arrays("curate", key)
+    if hit is not None and len(hit[0]["phash"]) == len(ds.items):
+        if progress:
+            progress("hashing images", len(ds.items), len(ds.items))
+        return [s.decode() for s in hit[0]["sha256"].tolist()], hit[0]["phash"]
     shas, phashes = [], np.zeros(len(ds.items), np.uint64)
     for n, item in enumerate(ds.items):
         shas.append(file_digest(item.path))
         phashes[n] = _phash(item.path)
         if progress and (n % 64 == 0 or n == len(ds.items) - 1):
             progress("hashing images", n + 1, len(ds.items))
+    cache.save_arrays("curate", key, {"sha256": np.array([s.encode() for s in shas], dtype="S64"), "phash": phashes},
+                      {"dataset": ds.name, "n_images": len(ds.items)})
     return shas, phashes
 
 
@@ -124,7 +141,7 @@ def neighbours(features: np.ndarray, index, k: int, progress: StageProgress | No
     n = len(features)
     k = min(k, n - 1)
     block = max(1, min(4096, EXACT_BLOCK_ENTRIES // max(n, 1))) if isinstance(index, ExactIndex) else 4096
-    idx = np.empty((n, k), np.int64)
+    idx = np.empty((n, k), np.int32 if n < 2**31 else np.int64)  # 1M × 30 neighbours: 120 MB
     dist = np.empty((n, k), np.float32)
     for start in range(0, n, block):
         rows = np.arange(start, min(start + block, n))
@@ -158,12 +175,15 @@ def probe_inputs(features: np.ndarray, dim: int, seed: int, fit_rows: int = 20_0
     n, d = features.shape
     if d <= dim or n <= dim:
         return unit(features)
+    from threadpoolctl import threadpool_limits
+
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, size=min(n, fit_rows), replace=False))
-    pca = PCA(dim, svd_solver="randomized", random_state=seed).fit(unit(features[sample]))
-    out = np.empty((n, dim), np.float32)
-    for start in range(0, n, block):
-        out[start : start + block] = pca.transform(unit(features[start : start + block]))
+    out = np.empty((n, dim), np.float64)
+    with threadpool_limits(1):  # see oof_probabilities
+        pca = PCA(dim, svd_solver="randomized", random_state=seed).fit(unit(features[sample]))
+        for start in range(0, n, block):
+            out[start : start + block] = pca.transform(unit(features[start : start + block]))
     return out
 
 
@@ -178,9 +198,13 @@ def oof_probabilities(x: np.ndarray, y: np.ndarray, n_classes: int, config: Cura
     folds = int(max(2, min(config.folds, counts[counts > 0].min())))
     cv = StratifiedKFold(folds, shuffle=True, random_state=config.seed)
     probe = LogisticRegression(C=config.probe_c, max_iter=500)
-    with warnings.catch_warnings():  # tiny classes: sklearn warns and fills absent classes with 0
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS/OpenMP thread: these matrices are small (N × 64), and on a busy 2-core machine the default
+    # thread pools made one fit 25-50x slower (10k images: 193 s for the probe instead of a few seconds).
+    with warnings.catch_warnings(), threadpool_limits(1):  # tiny classes: sklearn warns, fills absent classes with 0
         warnings.simplefilter("ignore")
-        probs = cross_val_predict(probe, x, y, cv=cv, method="predict_proba", n_jobs=1)
+        probs = cross_val_predict(probe, np.asarray(x, np.float64), y, cv=cv, method="predict_proba", n_jobs=1)
     probs = np.clip(probs, 1e-6, 1.0)
     return probs / probs.sum(axis=1, keepdims=True)
 
@@ -223,7 +247,7 @@ def cosine_distance(features: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nd
 
 
 def duplicate_pairs(shas: Sequence[str], phashes: np.ndarray, nbr_idx: np.ndarray, dup_sets: Sequence,
-                    phash_bits: int) -> dict[tuple[int, int], str]:
+                    phash_bits: int, phash_nn_bits: int | None = None) -> dict[tuple[int, int], str]:
     """(a, b) with a < b → the strongest kind of duplicate evidence: exact > perceptual > features.
 
     Groups of identical file content or identical hash are chained to their first member (m − 1 pairs, not m²).
@@ -241,7 +265,9 @@ def duplicate_pairs(shas: Sequence[str], phashes: np.ndarray, nbr_idx: np.ndarra
     first = {}
     for i, h in enumerate(phashes.tolist()):
         add(first.setdefault(h, i), i, "perceptual")
-    close = hamming(phashes[:, None], phashes[nbr_idx]) <= phash_bits  # each row against its feature neighbours
+    bits = hamming(phashes[:, None], phashes[nbr_idx])  # each row against its feature neighbours
+    close = bits <= phash_bits
+    close[:, 0] |= bits[:, 0] <= (phash_bits if phash_nn_bits is None else phash_nn_bits)
     for a, b in zip(*np.nonzero(close)):
         add(int(a), int(nbr_idx[a, b]), "perceptual")
     for a, members in enumerate(dup_sets):
@@ -367,7 +393,8 @@ def curate_features(ds: ImageDataset, features: np.ndarray, index, config: Curat
     outliers = [{"id": ids[i], "score": round(float(out_score[i]), 4)}
                 for i in sorted(np.flatnonzero(is_outlier), key=lambda i: (out_score[i], i))]
 
-    pairs = duplicate_pairs(shas, phashes, nbr_idx[:, : config.k], lab["near_duplicate_sets"], config.phash_bits)
+    pairs = duplicate_pairs(shas, phashes, nbr_idx[:, : config.k], lab["near_duplicate_sets"], config.phash_bits,
+                            config.phash_nn_bits)
     keys = sorted(pairs)
     dists = cosine_distance(features, np.array([a for a, _ in keys], int), np.array([b for _, b in keys], int)) if keys else []
     rows = sorted(((KIND_ORDER[pairs[p]], float(d), p) for p, d in zip(keys, dists)), key=lambda r: (r[0], r[1], r[2]))
@@ -382,16 +409,15 @@ def curate_features(ds: ImageDataset, features: np.ndarray, index, config: Curat
     redundant = roots != np.arange(n)
     class_summary, what_if = [], None
     if labelled:
-        lab_arr = np.array(labels, dtype=object)
 
         def requery(rows_: np.ndarray, k: int) -> np.ndarray:
             return index.search(np.asarray(features[rows_]), k, exclude=rows_)[0]
 
-        scores = query_scores(nbr_idx, lab_arr, config.score_k, None, requery)
+        scores = query_scores(nbr_idx, y, config.score_k, None, requery)
         excluded = is_label_issue | is_outlier | redundant
-        kept_scores = query_scores(nbr_idx, lab_arr, config.score_k, excluded, requery)
-        for c in classes:
-            mask = lab_arr == c
+        kept_scores = query_scores(nbr_idx, y, config.score_k, excluded, requery)
+        for ci, c in enumerate(classes):
+            mask = y == ci
             class_summary.append({"class": c, "n": int(mask.sum()),
                                   "label_issue_rate": round(float(is_label_issue[mask].mean()), 4),
                                   "mean_score": round(float(np.nanmean(scores[mask])), 3)})

@@ -1,0 +1,185 @@
+"""Curation benchmark: injected label noise, injected duplicates, and the time for 10k images.
+
+    python benchmarks/curate.py [--sets stamps,emoji3d,fashion] [--model efficientnet_lite0] [--big DIR] [--json OUT]
+
+- Label noise: each sample set is copied to a temp folder and 10% of its images (seeded) are moved into
+  another class's folder. Reported: precision and recall of the first N entries of ``label_issues``
+  (N = the number flipped), and of cleanlab's whole flagged list.
+- Duplicates: the set is copied again with 10 re-encoded + resized copies (JPEG quality 70, 80% size) and
+  10 slightly cropped copies (4% off each side) of random images. Reported: the share of copies found as a
+  near-duplicate of their original (any kind: exact, perceptual or features).
+- Time for a large folder (default /work/data/fashion-mnist-test, the Fashion-MNIST test set as PNGs) with its
+  features already cached: a fresh curation (``refresh``), features read from the cache. Skipped with a
+  message when those features are not cached (computing them is `python -m cnnviz precompute`).
+
+Targets (issue #19): label-issue precision ≥ 0.6 at 10% noise; duplicate recall ≥ 0.9 for re-encoded copies.
+Every run copies into a temp folder (feature extraction of ~200 images per run), so the whole script takes a few
+minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from cnnviz.data.registry import SAMPLES_DIR, get_dataset_spec  # noqa: E402
+from cnnviz.workflows import curate  # noqa: E402
+
+NOISE = 0.10
+SEED = 0
+
+
+def copy_set(name: str, dest: Path) -> Path:
+    root = dest / name
+    shutil.copytree(SAMPLES_DIR / get_dataset_spec(name).folder, root, ignore=shutil.ignore_patterns("*.md", ".*"))
+    return root
+
+
+def flip_labels(root: Path, fraction: float, seed: int) -> set[str]:
+    """Move ``fraction`` of the images into another (random) class folder; returns their new ids."""
+    rng = np.random.default_rng(seed)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    chosen = rng.choice(len(files), size=int(round(fraction * len(files))), replace=False)
+    moved = set()
+    for i in sorted(chosen):
+        src = files[i]
+        to = rng.choice([c for c in classes if c != src.parent.name])
+        dst = root / to / f"flipped_{src.parent.name}_{src.name}"
+        src.rename(dst)
+        moved.add(f"{to}/{dst.name}")
+    return moved
+
+
+def add_copies(root: Path, seed: int, n: int = 10) -> dict[str, list[tuple[str, str]]]:
+    """n re-encoded + resized copies and n cropped copies of random images, beside their originals."""
+    rng = np.random.default_rng(seed)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    picks = rng.choice(len(files), size=2 * n, replace=False)
+    out: dict[str, list[tuple[str, str]]] = {"reencoded": [], "cropped": []}
+    for j, i in enumerate(picks):
+        src = files[i]
+        img = Image.open(src).convert("RGB")
+        kind = "reencoded" if j < n else "cropped"
+        if kind == "reencoded":
+            img = img.resize((max(1, int(img.width * 0.8)), max(1, int(img.height * 0.8))), Image.BICUBIC)
+        else:
+            dx, dy = int(img.width * 0.04), int(img.height * 0.04)
+            img = img.crop((dx, dy, img.width - dx, img.height - dy))
+        dst = src.parent / f"copy_{kind}_{src.stem}.jpg"
+        img.save(dst, quality=70)
+        out[kind].append((src.relative_to(root).as_posix(), dst.relative_to(root).as_posix()))
+    return out
+
+
+def noise_row(name: str, model: str, work: Path) -> dict:
+    root = copy_set(name, work / "noise")
+    flipped = flip_labels(root, NOISE, SEED)
+    started = time.perf_counter()
+    res = curate(model, images=str(root), refresh=True)
+    seconds = time.perf_counter() - started
+    ranked = [r["id"] for r in res["label_issues"]]
+    n = len(flipped)
+    top = ranked[:n]
+    hits = len(set(top) & flipped)
+    all_hits = len(set(ranked) & flipped)
+    return {"set": name, "model": model, "images": res["n_images"], "flipped": n, "flagged": len(ranked),
+            "precision_top_n": hits / max(len(top), 1), "recall_top_n": hits / n,
+            "precision_flagged": all_hits / max(len(ranked), 1), "recall_flagged": all_hits / n,
+            "seconds_with_features": round(seconds, 1)}
+
+
+def duplicates_row(name: str, model: str, work: Path) -> dict:
+    root = copy_set(name, work / "dups")
+    copies = add_copies(root, SEED)
+    res = curate(model, images=str(root), refresh=True)
+    found = {frozenset((r["a"], r["b"])): r["kind"] for r in res["near_duplicates"]}
+    row = {"set": name, "model": model, "images": res["n_images"]}
+    for kind, pairs in copies.items():
+        kinds = [found.get(frozenset(p)) for p in pairs]
+        row[f"recall_{kind}"] = sum(k is not None for k in kinds) / len(pairs)
+        row[f"{kind}_found_by"] = {k: kinds.count(k) for k in ("exact", "perceptual", "features") if kinds.count(k)}
+    row["pairs_reported"] = len(res["near_duplicates"])
+    return row
+
+
+def big_row(folder: Path, model: str) -> dict:
+    from cnnviz import cache
+    from cnnviz.data import open_dataset
+    from cnnviz.features import feature_key
+    from cnnviz.workflows import get_model
+
+    if not folder.is_dir():
+        return {"skipped": f"{folder} does not exist"}
+    ds = open_dataset(folder)
+    loaded = get_model(model)
+    key = feature_key(ds.digest(), loaded, loaded.spec.embedding_layer, "avg")
+    if not cache.has_arrays("features", key) and cache.load_matrix("features", key) is None:
+        return {"skipped": f"features of {folder} ({len(ds.items)} images) × {model} are not cached in {cache.cache_root()}; "
+                           f"run `python -m cnnviz precompute --images {folder} --model {model}` first"}
+    stages: dict[str, float] = {}
+    last = [time.perf_counter(), None]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if last[1] is not None:
+            stages[last[1]] = stages.get(last[1], 0.0) + now - last[0]
+        last[0], last[1] = now, stage
+
+    started = time.perf_counter()
+    res = curate(model, images=str(folder), refresh=True, progress=progress)
+    total = time.perf_counter() - started
+    if last[1] is not None:
+        stages[last[1]] = stages.get(last[1], 0.0) + time.perf_counter() - last[0]
+    return {"folder": str(folder), "model": model, "images": res["n_images"], "seconds": round(total, 1),
+            "stages_s": {k: round(v, 1) for k, v in stages.items()}, "label_issues": len(res["label_issues"]),
+            "near_duplicates": len(res["near_duplicates"]), "outliers": len(res["outliers"]),
+            "what_if": res["what_if"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sets", default="stamps,emoji3d,fashion")
+    ap.add_argument("--model", default="efficientnet_lite0")
+    ap.add_argument("--big", default="/work/data/fashion-mnist-test", help="a large folder with cached features ('' to skip)")
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+    out = {"machine": f"{platform.node()} ({os.cpu_count()} CPUs)", "date": time.strftime("%Y-%m-%d"), "noise": [],
+           "duplicates": [], "big": None}
+    with tempfile.TemporaryDirectory(prefix="cnnviz-curate-bench-") as tmp:
+        for name in args.sets.split(","):
+            out["noise"].append(noise_row(name, args.model, Path(tmp)))
+            print(json.dumps(out["noise"][-1]), flush=True)
+            out["duplicates"].append(duplicates_row(name, args.model, Path(tmp)))
+            print(json.dumps(out["duplicates"][-1]), flush=True)
+    if args.big:
+        out["big"] = big_row(Path(args.big), args.model)
+        print(json.dumps(out["big"]), flush=True)
+    print("\n| set | images | flipped (10%) | precision@N | recall@N | flagged | precision (flagged) | recall (flagged) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in out["noise"]:
+        print(f"| {r['set']} | {r['images']} | {r['flipped']} | {r['precision_top_n']:.2f} | {r['recall_top_n']:.2f} | "
+              f"{r['flagged']} | {r['precision_flagged']:.2f} | {r['recall_flagged']:.2f} |")
+    print("\n| set | re-encoded + resized copies found | slightly cropped copies found |")
+    print("|---|---|---|")
+    for r in out["duplicates"]:
+        print(f"| {r['set']} | {r['recall_reencoded']:.2f} {r['reencoded_found_by']} | {r['recall_cropped']:.2f} {r['cropped_found_by']} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
