@@ -148,11 +148,16 @@ def _stats(values: list[float]) -> dict:
     return {"n": len(values), "p50": statistics.median(values), "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]}
 
 
-def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, seed: int = 0) -> dict:
+def _log(step: str, value: dict) -> None:
+    """Each finished step at once on stderr, so a run stopped by a time limit still reports what it measured."""
+    print(f"[ui_scale] {step}: {json.dumps(value)}", file=sys.stderr, flush=True)
+
+
+def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, out: dict, seed: int = 0) -> dict:
+    """Fill ``out`` step by step (a stopped run keeps the finished steps)."""
     from playwright.sync_api import sync_playwright
 
     rng = random.Random(seed)
-    out: dict[str, dict] = {}
     link = f"?dataset={quote(str(images))}"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
@@ -176,6 +181,7 @@ def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, se
             if r < repeats:
                 pg.context.close()
         out["home first render"] = {"cold": cold, "browser": _stats(shown), "server": _stats([s for s in server if s])}
+        _log("home first render", out["home first render"])
 
         if view == "list":
             pg.get_by_role("button", name="list").click()
@@ -197,6 +203,7 @@ def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, se
                 else:
                     out["click → results"] = {"cold": {"browser_ms": dt, "server_ms": server_ms(pg)}}
             out["click → results"].update(browser=_stats(shown), server=_stats([s for s in server if s]))
+            _log("click → results", out["click → results"])
 
         # Gallery page switch: next page until the new page is on screen.
         shown, server = [], []
@@ -215,11 +222,14 @@ def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, se
             pg.get_by_text(f"Images {first:,}–").first.wait_for(timeout=120_000)
             server.append(server_ms(pg))
         out[f"gallery page switch ({view})"] = {"browser": _stats(shown), "server": _stats([s for s in server if s])}
+        _log(f"gallery page switch ({view})", out[f"gallery page switch ({view})"])
 
         if view == "thumbnails":
             # Search page ready in a new session (cold the first time: dataset figures and the projection).
             shown, server, cold = [], [], None
             for r in range(max(2, repeats // 2) + 1):
+                if r:
+                    _log("search page ready (so far)", {"cold": cold, "browser": _stats(shown)})
                 sp = new_page()
                 t = time.perf_counter()
                 sp.goto(base + "/search" + link)
@@ -232,6 +242,7 @@ def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, se
                     server.append(server_ms(sp))
                 sp.context.close()
             out["search page ready"] = {"cold": cold, "browser": _stats(shown), "server": _stats([s for s in server if s])}
+            _log("search page ready", out["search page ready"])
 
             # Page switch through the sidebar: Home → Search → Home …
             shown, server = [], []
@@ -243,6 +254,7 @@ def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, se
                 shown.append(1000 * (time.perf_counter() - t))
                 server.append(server_ms(pg))
             out["page switch (Home ↔ Search)"] = {"browser": _stats(shown), "server": _stats([s for s in server if s])}
+            _log("page switch (Home ↔ Search)", out["page switch (Home ↔ Search)"])
         browser.close()
     return out
 
@@ -257,13 +269,20 @@ def main() -> None:
     args = ap.parse_args()
     images = args.images.expanduser().resolve()
     ids = check_features(images, args.model)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped (SIGTERM): reporting the steps measured so far"))
     port = free_port()
     server = start_server(port, images.parent)
+    results: dict[str, dict] = {}
+    before = rss_mb(server.pid)
+    after = float("nan")
     try:
-        before = rss_mb(server.pid)
-        results = measure(f"http://127.0.0.1:{port}", images, ids, args.repeats, args.view)
-        after = rss_mb(server.pid)
+        measure(f"http://127.0.0.1:{port}", images, ids, args.repeats, args.view, results)
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        print(f"[ui_scale] stopped early: {exc!r}", file=sys.stderr)
     finally:
+        after = rss_mb(server.pid)
         server.terminate()
         server.wait(timeout=30)
     report = {"images": str(images), "n": len(ids), "model": args.model, "repeats": args.repeats, "view": args.view,
