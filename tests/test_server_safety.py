@@ -444,3 +444,14 @@ def test_zip_with_clashing_names_is_a_message_in_the_sidebar(tmp_path, monkeypat
         assert any(case.message in e.value and "nothing was extracted" in e.value for e in at.error), name
         assert at.selectbox(key="cnnviz.dataset").value == "stamps"
     assert not list((tmp_path / "cache" / "datasets").glob("*"))
+
+
+# --- login configuration -------------------------------------------------------------------------------------
+
+def test_login_providers_from_the_auth_section():
+    from cnnviz.ui.auth import providers
+
+    assert providers({"redirect_uri": "https://x/oauth2callback", "cookie_secret": "s", "client_id": "id",
+                      "client_secret": "c", "server_metadata_url": "https://idp/.well-known/openid-configuration"}) == [None]
+    assert providers({"redirect_uri": "https://x/oauth2callback", "cookie_secret": "s",
+                      "google": {"client_id": "a"}, "okta": {"client_id": "b"}}) == ["google", "okta"]
