@@ -205,3 +205,13 @@ def test_pca_map_is_scikit_learns_pca():
     ours = pca_2d(x)
     ref = PCA(2, svd_solver="full").fit_transform(x.astype(np.float64))
     np.testing.assert_allclose(np.abs(ours), np.abs(ref), atol=1e-4)
+
+
+def test_explorer_overlay_is_the_attribution_colormap_blend():
+    """The feature-visualisation overlay had its own hand-made colour ramp beside render.colorize."""
+    from cnnviz.attribution.render import blend
+    from cnnviz.featureviz import overlay
+
+    image = np.full((4, 4, 3), 120, np.float32)
+    heat = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
+    np.testing.assert_array_equal(overlay(image, heat), blend(image, heat, 0.5, "viridis"))

@@ -86,6 +86,13 @@ def weights_digest(path: str | Path) -> str:
 @functools.lru_cache(maxsize=64)
 def _problem(builder: str, path: str, size: int, mtime_ns: int) -> str | None:
     """Why the file cannot be this builder's weights (None when it reads), memoised like :func:`weights_digest`."""
+    problem = _read_problem(builder, path)
+    if problem:
+        log.warning("weights file %s is unreadable: %s", path, problem)  # once per file version
+    return problem
+
+
+def _read_problem(builder: str, path: str) -> str | None:
     try:
         if builder == "keras":
             import h5py
@@ -124,7 +131,6 @@ def weights_status(spec: ModelSpec) -> str:
         return "missing"
     try:
         check_weights_file(spec, path)
-    except (WeightsUnavailableError, OSError) as exc:
-        log.warning("%s", exc)
+    except (WeightsUnavailableError, OSError):
         return "unreadable"
     return "available"
