@@ -1,0 +1,104 @@
+"""Held-out search score before and after adapting, per method, over 3 seeds; training seconds on this CPU.
+
+    python benchmarks/adapt.py                       # the three sample sets
+    python -m cnnviz datasets export fashion-mnist --out /data/fashion-mnist-test
+    python benchmarks/adapt.py --folder /data/fashion-mnist-test --folder-holdout 0.9   # + 1,000 training images
+
+For every set: the base model's embedding features (extracted once, cached), then per seed a stratified
+split (``--holdout`` of each class held out), the frozen score of the held-out images searching among
+themselves, and per method the training time of :func:`cnnviz.adapt.fit` (the code ``adapt`` runs, on
+training rows only) and the adapted score on the same held-out images. The spread is the standard
+deviation over seeds of the adapted score. Targets (issue #18): +10 points on ≥ 2 of the 3 sample sets,
+≤ 60 s of training for 1,000 images, never a drop larger than the spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from cnnviz.adapt import DEFAULT_EPOCHS, METHODS, fit, held_out_scores, stratified_split  # noqa: E402
+from cnnviz.data import open_dataset  # noqa: E402
+from cnnviz.features import extract_features  # noqa: E402
+from cnnviz.workflows import get_model  # noqa: E402
+
+
+def run_set(ref: str, model: str, methods: list[str], seeds: list[int], holdout: float, epochs: int,
+            is_folder: bool) -> list[dict]:
+    ds = open_dataset(images=ref) if is_folder else open_dataset(ref)
+    loaded = get_model(model)
+    layer = loaded.spec.embedding_layer
+    feats = np.asarray(extract_features(loaded, ds, [layer])[layer], np.float32)
+    labels = np.asarray([str(v) for v in ds.labels], dtype=object)
+    rows = {m: {"before": [], "after": [], "seconds": []} for m in methods}
+    n_train = n_test = 0
+    for seed in seeds:
+        split = stratified_split(labels, holdout, seed)
+        n_train, n_test = len(split.train), len(split.test)
+        before = held_out_scores(feats[split.test], labels[split.test])["mean_score"]
+        for m in methods:
+            t0 = time.perf_counter()
+            projection, _ = fit(feats[split.train], labels[split.train], m, epochs, seed)
+            rows[m]["seconds"].append(time.perf_counter() - t0)
+            rows[m]["before"].append(before)
+            rows[m]["after"].append(held_out_scores(projection(feats[split.test]), labels[split.test])["mean_score"])
+            print(f"  {ds.name} seed {seed} {m}: {before:.1f} -> {rows[m]['after'][-1]:.1f} "
+                  f"({rows[m]['seconds'][-1]:.1f} s)", file=sys.stderr, flush=True)
+    out = []
+    for m, r in rows.items():
+        gains = [a - b for a, b in zip(r["after"], r["before"])]
+        spread = statistics.stdev(r["after"]) if len(r["after"]) > 1 else 0.0
+        out.append({"set": ds.name, "method": m, "train_images": n_train, "held_out_images": n_test,
+                    "before": statistics.mean(r["before"]), "after": statistics.mean(r["after"]),
+                    "gain": statistics.mean(gains), "gain_min": min(gains), "spread_sd": spread,
+                    "train_s_median": statistics.median(r["seconds"]), "train_s_max": max(r["seconds"])})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="efficientnet_lite0")
+    ap.add_argument("--sets", default="stamps,emoji3d,fashion")
+    ap.add_argument("--folder", help="also a labelled folder of your own (e.g. Fashion-MNIST's test split)")
+    ap.add_argument("--folder-holdout", type=float, default=0.9, help="held-out share for --folder (0.9 of 10,000 = 1,000 training)")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--holdout", type=float, default=0.5)
+    ap.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    ap.add_argument("--json", help="also write the rows here")
+    args = ap.parse_args()
+    methods, seeds = args.methods.split(","), [int(s) for s in args.seeds.split(",")]
+    rows = []
+    for ref in [s for s in args.sets.split(",") if s]:
+        rows += run_set(ref, args.model, methods, seeds, args.holdout, args.epochs, False)
+    if args.folder:
+        rows += run_set(args.folder, args.model, methods, seeds, args.folder_holdout, args.epochs, True)
+    print(f"model {args.model} · embedding · seeds {args.seeds} · {args.epochs} epochs · {os.cpu_count()} CPUs\n")
+    print("| set | method | train / held-out images | before | after | gain (min over seeds) | spread (sd) | train s (median, max) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        flag = " **drop**" if r["gain_min"] < -r["spread_sd"] else ""
+        print(f"| {r['set']} | {r['method']} | {r['train_images']} / {r['held_out_images']} | {r['before']:.1f} | "
+              f"{r['after']:.1f} | {r['gain']:+.1f} ({r['gain_min']:+.1f}){flag} | {r['spread_sd']:.1f} | "
+              f"{r['train_s_median']:.1f}, {r['train_s_max']:.1f} |")
+    samples = [s for s in args.sets.split(",") if s]
+    best = {s: max((r for r in rows if r["set"] == s), key=lambda r: r["gain"]) for s in samples}
+    hits = [s for s, r in best.items() if r["gain"] >= 10]
+    print(f"\n+10 points (best method, mean over seeds) on {len(hits)} of {len(samples)} sample sets: "
+          + ", ".join(f"{s} {r['gain']:+.1f} ({r['method']})" for s, r in best.items()))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
