@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ann import TARGET_RECALL, TUNE_MARGIN, AnnIndex, exact_neighbours, recall_at_k
+from .ann import TARGET_RECALL, TUNE_MARGIN, AnnIndex, exact_neighbours
 from .search import ExactIndex
 
 CHUNK = 65_536
