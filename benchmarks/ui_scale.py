@@ -132,7 +132,8 @@ def server_ms(pg) -> float | None:
 
 def _search_ready(pg, timeout: float = 600.0) -> None:
     pg.get_by_text("How well does this setting search").first.wait_for(timeout=timeout * 1000)
-    pg.locator("[data-testid='stVegaLiteChart']").last.wait_for(timeout=timeout * 1000)
+    pg.get_by_text("Hover a point to see the image").first.wait_for(timeout=timeout * 1000)  # under the map
+    pg.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").last.wait_for(timeout=timeout * 1000)
     wait_sheet(pg, timeout=timeout)
 
 
