@@ -31,6 +31,9 @@ except CnnvizError as exc:
     st.stop()
 models = st.multiselect("Models", list(MODELS) + adapted_names(), default=list(MODELS), key="bench.models",
                         help="The registry, then adapted models (Adapt page): base network + their projection")
+if set(models) & set(adapted_names()):
+    st.caption("Adapted models: accuracy here is measured on the whole dataset; on the dataset they were trained on "
+               "that includes their training images and is optimistic. The Adapt page reports held-out figures.")
 if not models:
     st.info("Choose at least one model.")
     st.stop()
