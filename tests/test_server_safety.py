@@ -455,3 +455,27 @@ def test_login_providers_from_the_auth_section():
                       "client_secret": "c", "server_metadata_url": "https://idp/.well-known/openid-configuration"}) == [None]
     assert providers({"redirect_uri": "https://x/oauth2callback", "cookie_secret": "s",
                       "google": {"client_id": "a"}, "okta": {"client_id": "b"}}) == ["google", "okta"]
+
+
+def test_an_abandoned_running_job_frees_its_worker_for_a_waiting_one(monkeypatch):
+    monkeypatch.setenv("CNNVIZ_JOB_ABANDON_S", "0.3")
+    pool = JobPool(workers=1)
+
+    def long(progress):
+        for i in range(200):  # 10 s unless stopped
+            time.sleep(0.05)
+            progress(i, 200)
+        return "finished"
+
+    watched = pool.submit("watched", "watched", long)
+    waiting = pool.submit("next", "next", lambda progress: "ran")
+    deadline = time.time() + 1.5
+    while time.time() < deadline:  # a page polling the running job keeps it alive
+        assert watched.fraction < 1 and not watched.finished
+        time.sleep(0.1)
+    assert waiting.position == 0 and watched.error is None
+    assert watched.wait(5) and watched.cancelled and "no page was watching" in watched.error  # left alone: stopped
+    assert waiting.wait(5) and waiting.result == "ran"
+    again = pool.submit("watched", "watched", lambda progress: "restarted")
+    assert again is not watched and again.wait(5) and again.result == "restarted"
+    pool.shutdown()

@@ -165,9 +165,18 @@ def thumbnail_uris(dataset_ref: str, indices: tuple[int, ...], size: int = 64) -
     return data_uris([items[i].path for i in indices], size)
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
 def featureviz_job(model_name: str, layer: str, channels: tuple[int, ...], steps: int):
-    """One background job per (model, layer, channels, steps), shared by every session."""
+    """One background job per (model, layer, channels, steps), shared by every session; one the pool
+    stopped while nobody watched it (see :mod:`cnnviz.ui.jobs`) is submitted again."""
+    job = _featureviz_job(model_name, layer, channels, steps)
+    if job.finished and job.cancelled:
+        _featureviz_job.clear(model_name, layer, channels, steps)
+        job = _featureviz_job(model_name, layer, channels, steps)
+    return job
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _featureviz_job(model_name: str, layer: str, channels: tuple[int, ...], steps: int):
     from ..featureviz import ActMaxConfig, maximize_channels
     from .jobs import submit
 

@@ -7,6 +7,11 @@ each. Jobs submitted with the same key while one is queued or running are
 merged (the caller gets the existing job). A job's progress, its place in the
 queue and its error (kept, never lost) are readable from any session; results
 land in the disk cache, so pages just read the cache again once it finished.
+A running job that no page has looked at for ``CNNVIZ_JOB_ABANDON_S`` seconds
+(default 30) is stopped at its next progress report when other jobs wait for a
+worker (a visitor who switched layers should not make the next one wait);
+reading a job's state (``finished``, ``fraction``, ``position``, ``status()``)
+counts as looking.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,6 +29,21 @@ log = logging.getLogger(__name__)
 
 MAX_JOBS_ENV = "CNNVIZ_MAX_JOBS"
 DEFAULT_MAX_JOBS = 2
+ABANDON_ENV = "CNNVIZ_JOB_ABANDON_S"
+DEFAULT_ABANDON_S = 30.0  # pages poll a watched job every 1.5-2 s
+
+
+class JobCancelled(Exception):
+    """Raised inside an abandoned job's progress callback to free its worker."""
+
+
+def abandon_seconds() -> float:
+    """A running job nobody has looked at for this long is stopped when other jobs are waiting."""
+    raw = os.environ.get(ABANDON_ENV, "").strip()
+    try:
+        return float(raw) if raw else DEFAULT_ABANDON_S
+    except ValueError:
+        return DEFAULT_ABANDON_S
 
 
 def max_jobs() -> int:
@@ -50,6 +71,8 @@ class BackgroundJob:
         self.error: str | None = None
         self.result: object = None
         self.started = False
+        self.cancelled = False
+        self.seen = time.monotonic()  # the last time a page read this job's state
         self._work = work
         self._finished = threading.Event()
         self._pool = pool or shared_pool()
@@ -58,11 +81,17 @@ class BackgroundJob:
 
     def _progress(self, done: int, total: int) -> None:
         self.done, self.total = done, total
+        if self._pool.abandoned(self):
+            raise JobCancelled(self.name)
 
     def _run(self) -> None:
         self._pool._started(self)
         try:
             self.result = self._work(self._progress)
+        except JobCancelled:
+            self.cancelled = True
+            self.error = ("stopped: no page was watching it while other jobs waited; "
+                          "open the page again to restart it")
         except Exception as exc:
             log.exception("background job %s failed", self.name)
             self.error = f"{type(exc).__name__}: {exc}"
@@ -72,15 +101,18 @@ class BackgroundJob:
 
     @property
     def finished(self) -> bool:
+        self.seen = time.monotonic()
         return self._finished.is_set()
 
     @property
     def fraction(self) -> float:
+        self.seen = time.monotonic()
         return min(self.done / max(self.total, 1), 1.0)
 
     @property
     def position(self) -> int | None:
         """Jobs ahead of this one in the queue (0 = next to start); None once it runs or has finished."""
+        self.seen = time.monotonic()
         return self._pool.position(self)
 
     def status(self) -> str:
@@ -140,6 +172,12 @@ class JobPool:
     def position(self, job: BackgroundJob) -> int | None:
         with self._lock:
             return self._queued.index(job) if job in self._queued else None
+
+    def abandoned(self, job: BackgroundJob) -> bool:
+        """A running job holds a worker that others wait for, and no page has read its state lately."""
+        with self._lock:
+            waiting = bool(self._queued)
+        return waiting and time.monotonic() - job.seen > abandon_seconds()
 
     @property
     def queued(self) -> int:
