@@ -80,7 +80,12 @@ async def click_loop(page, sheet, until: float, seed: int) -> tuple[list[float],
     while time.time() < until:
         n = rng.choice([i for i in range(PER_PAGE) if i != last])  # another image: a new result header
         last = n
-        x, y = cell_position(await sheet.bounding_box(), n)
+        box = None
+        while box is None:  # the sheet's frame may be re-laid out just after a rerun
+            box = await sheet.bounding_box()
+            if box is None:
+                await page.wait_for_timeout(20)
+        x, y = cell_position(box, n)
         started = time.perf_counter()
         await sheet.click(position={"x": x, "y": y}, no_wait_after=True)
         await page.wait_for_function(NEW_RESULT, arg=header, timeout=120_000)
