@@ -136,7 +136,7 @@ def maximize_channels(loaded: LoadedModel, layer: str, channels: Sequence[int], 
             seed = rng.uniform(112, 144, (len(chunk), size, size, 3)).astype(np.float32)
             t = time.perf_counter()
             imgs = am(lambda out, chunk=chunk: _channel_means(out, chunk), seed_input=tf.constant(seed),
-                      steps=config.steps, input_range=(0, 255),
+                      steps=config.steps, input_range=(0, 255), callbacks=_step_reports(progress, len(results), len(channels)),
                       regularizers=[TotalVariation2D(weight=config.tv_weight), Norm(weight=config.l1_weight, p=1)])
             imgs = np.clip(np.asarray(imgs, np.float32), 0, 255)
             imgs = np.round(imgs)  # what the PNG will hold
@@ -154,6 +154,19 @@ def maximize_channels(loaded: LoadedModel, layer: str, channels: Sequence[int], 
             if progress:
                 progress(len(results), len(channels))
     return [results[c] for c in channels]
+
+
+def _step_reports(progress: Progress | None, done: int, total: int) -> list:
+    """A tf-keras-vis callback that reports progress after every optimisation step, not only per batch of
+    channels: a background job is stopped (or its page refreshed) at a report, so a batch of many slow
+    steps must not hold a worker for minutes."""
+    from tf_keras_vis.activation_maximization.callbacks import Callback
+
+    class _Report(Callback):
+        def __call__(self, i, values, grads, scores, model_outputs, **kwargs) -> None:
+            progress(done, total)
+
+    return [_Report()] if progress else []
 
 
 def top_activating(pooled: np.ndarray, channel: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
