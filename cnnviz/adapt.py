@@ -34,6 +34,7 @@ import numpy as np
 
 from . import cache
 from .errors import CnnvizError, DatasetError, UnknownNameError
+from .progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -453,7 +454,7 @@ def adapted_features(loaded, dataset, names: Sequence[str], pooling: str, **extr
 
 def adapt(model: str, dataset: str | None = None, images: str | None = None, layer: str = "embedding",
           method: str = DEFAULT_METHOD, epochs: int = DEFAULT_EPOCHS, holdout: float = 0.5, seed: int = 0,
-          name: str | None = None, progress: Callable[[int, int], None] | None = None,
+          name: str | None = None, progress: Progress | None = None,
           on_epoch: EpochCallback | None = None, save: bool = True) -> dict:
     """Train an adapted embedding on the training split and measure it on the held-out split.
 

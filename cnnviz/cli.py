@@ -110,8 +110,8 @@ def cmd_datasets(args) -> None:
 
 
 def _export_dataset(args) -> None:
-    from .data.export import export_dataset
     from .errors import CnnvizError
+    from .workflows import export_dataset
 
     if not args.name or not args.out:
         raise CnnvizError("usage: datasets export NAME --out DIR [--split test|train|all]")
@@ -276,7 +276,7 @@ def cmd_bench_search(args) -> None:
 
 
 def cmd_adapt(args) -> None:
-    from .adapt import adapt
+    from .workflows import adapt
 
     data = adapt(args.model, args.dataset, args.images, args.layer, args.method, args.epochs, args.holdout, args.seed,
                  args.name, _progress("features"))

@@ -425,3 +425,20 @@ def clear_cache(kind: str | None = None):
     from . import cache
 
     return cache.clear_cache(kind)
+
+
+def export_dataset(name: str, out: str | Path, split: str = "test", progress: Progress | None = None) -> dict:
+    """Write a packaged dataset (e.g. Fashion-MNIST from Debian) as an ImageFolder at ``out``."""
+    from .data.export import export_dataset as export
+
+    return export(name, out, split, progress)
+
+
+def adapt(model: str, dataset: str | None = None, images: str | None = None, layer: str = "embedding",
+          method: str | None = None, epochs: int | None = None, holdout: float = 0.5, seed: int = 0,
+          name: str | None = None, progress: Progress | None = None) -> dict:
+    """Train an adapted search embedding on frozen features; before/after measured on held-out images only."""
+    from . import adapt as adapt_module
+
+    return adapt_module.adapt(model, dataset, images, layer, method or adapt_module.DEFAULT_METHOD,
+                              adapt_module.DEFAULT_EPOCHS if epochs is None else epochs, holdout, seed, name, progress)

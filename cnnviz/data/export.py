@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
 
 from ..errors import DatasetError
+from ..progress import Progress
 from .build_samples import FASHION, FASHION_CLASSES, _idx
 
 EXPORTS = ("fashion-mnist",)
@@ -22,7 +22,7 @@ SPLITS = {"test": ("t10k",), "train": ("train",), "all": ("train", "t10k")}
 
 
 def export_fashion_mnist(out: str | os.PathLike, split: str = "test", source: str | os.PathLike = FASHION,
-                         progress: Callable[[int, int], None] | None = None) -> dict:
+                         progress: Progress | None = None) -> dict:
     """Write Fashion-MNIST ``split`` (test: 10,000, train: 60,000, all: 70,000) as an ImageFolder at ``out``.
 
     The images go to ``<out>.partial`` first and the folder is renamed when
@@ -61,7 +61,7 @@ def export_fashion_mnist(out: str | os.PathLike, split: str = "test", source: st
 
 
 def export_dataset(name: str, out: str | os.PathLike, split: str = "test",
-                   progress: Callable[[int, int], None] | None = None) -> dict:
+                   progress: Progress | None = None) -> dict:
     """Export a packaged dataset by name (see :data:`EXPORTS`)."""
     if name != "fashion-mnist":
         raise DatasetError(f"unknown dataset to export {name!r}; choose one of {', '.join(EXPORTS)}")
