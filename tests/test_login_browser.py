@@ -9,32 +9,14 @@ missing unless CNNVIZ_REQUIRE_BROWSER=1 (set by CI), where it fails.
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from browser_support import chromium_page, free_port, require_chromium, streamlit_server
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parent.parent
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CNNVIZ_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)", pytrace=False)
-    pytest.skip(f"{CHROMIUM} not installed", allow_module_level=True)
+require_chromium()
 
 USER = "ada@example.org"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +29,7 @@ def provider():
 
 @pytest.fixture(scope="module")
 def server(provider, tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     folder = tmp_path_factory.mktemp("auth")
     secrets_file = folder / "secrets.toml"
     secrets_file.write_text(
@@ -57,47 +39,16 @@ def server(provider, tmp_path_factory):
         'client_id = "cnnviz-test"\n'
         'client_secret = "not-a-secret"\n'
         f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
-    log = open(folder / "server.log", "w+b")  # noqa: SIM115 - open for the server's lifetime
-    env = {**os.environ, "AUTHLIB_INSECURE_TRANSPORT": "1"}  # the local provider speaks plain http
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "localhost",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--secrets.files", str(secrets_file)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    url = f"http://localhost:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        log.seek(0)
-        pytest.fail("streamlit did not start: " + log.read().decode(errors="replace")[-2000:])
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.seek(0)
-    print(log.read().decode(errors="replace")[-3000:])  # shown by pytest when a test failed
-    log.close()
+    env = {"AUTHLIB_INSECURE_TRANSPORT": "1"}  # the local provider speaks plain http
+    with streamlit_server(folder, env, ["--secrets.files", str(secrets_file)], host="localhost", port=port,
+                          show_log=True) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with chromium_page(height=1000) as pg:
         yield pg
-        browser.close()
 
 
 def _closed(page) -> None:
