@@ -7,9 +7,8 @@ import streamlit as st
 
 from cnnviz.adapt import (DEFAULT_EPOCHS, DEFAULT_METHOD, EVAL_K, METHODS, adapt, default_name, describe_adapted,
                           find_entry, held_out_side_by_side, load_entry)
-from cnnviz.errors import CnnvizError
 from cnnviz.models import MODELS
-from cnnviz.ui import cached, jobs, sidebar, state
+from cnnviz.ui import cached, jobs, sidebar, widgets
 
 st.title("Adapt — tune search to your own data")
 st.caption("Trains a projection of a model's frozen features on part of the labelled dataset (the sidebar's), then "
@@ -17,12 +16,7 @@ st.caption("Trains a projection of a model's frozen features on part of the labe
            f"(cosine, k = {EVAL_K}). The result is a new model (e.g. `efficientnet_lite0+stamps`) in the sidebar, "
            "Search, Compare and Benchmark, and in the CLI. Base features come from the cache; nothing is re-extracted.")
 
-ref = st.session_state[state.DATASET]
-try:
-    ds = cached.dataset(ref)
-except CnnvizError as exc:
-    st.error(str(exc))
-    st.stop()
+ref, ds = widgets.selected_dataset()
 if not ds.labelled:
     st.info(f"{ds.name} has no classes: adapting needs a labelled dataset (one sub-folder per class).")
     st.stop()

@@ -6,9 +6,8 @@ import streamlit as st
 from cnnviz import workflows
 from cnnviz.adapt import adapted_names
 from cnnviz.benchmark import COLUMNS, TIMING_COLUMNS, advice, find_cached_benchmark, latest_cached_benchmark, pareto_front
-from cnnviz.errors import CnnvizError
 from cnnviz.models import MODELS
-from cnnviz.ui import cached, charts, state
+from cnnviz.ui import cached, charts, widgets
 
 X_AXES = {"latency_ms_b1_p50": ("batch-1 latency p50 (ms, log)", True), "throughput_b32_img_s": ("batch-32 throughput (img/s, log)", False),
           "flops": ("FLOPs per image (log)", True), "size_mb": ("weights file (MB, log)", True)}
@@ -23,12 +22,7 @@ st.title("Benchmark — accuracy versus latency")
 st.caption("Every figure is measured on the machine this server runs on, except ImageNet top-1, which is published "
            "(source per model in the table), and the *Measured elsewhere* timings, which were measured on the machine "
            "they name. Models without ImageNet weights here are timed with random weights (same speed) and get no accuracy.")
-ref = st.session_state[state.DATASET]
-try:
-    ds = cached.dataset(ref)
-except CnnvizError as exc:
-    st.error(str(exc))
-    st.stop()
+ref, ds = widgets.selected_dataset()
 models = st.multiselect("Models", list(MODELS) + adapted_names(), default=list(MODELS), key="bench.models",
                         help="The registry, then adapted models (Adapt page): base network + their projection")
 if set(models) & set(adapted_names()):

@@ -11,7 +11,6 @@ from cnnviz.ui.sidebar import semantic_models
 from cnnviz.workflows import search_features
 
 st.title("Compare models side by side")
-ref = st.session_state[state.DATASET]
 available = semantic_models()
 default = [m for m in (st.session_state[state.MODEL], "mobilenet_v2_tv", "efficientnet_lite2") if m in available]
 chosen = st.multiselect("Models (2–4)", available, default=list(dict.fromkeys(default))[:3], max_selections=4, key="compare.models")
@@ -21,11 +20,7 @@ if len(chosen) < 2:
     st.info("Choose at least two models.")
     st.stop()
 
-try:
-    ds = cached.dataset(ref)
-except CnnvizError as exc:
-    st.error(str(exc))
-    st.stop()
+ref, ds = widgets.selected_dataset()
 
 query = st.session_state[state.QUERY]
 if query not in ds.ids:

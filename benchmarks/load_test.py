@@ -18,47 +18,20 @@ import asyncio
 import os
 import random
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from ui_scale import SHEET, cell_position, check_features  # noqa: E402
+from ui_scale import SHEET, cell_position, check_features, free_port, start_server  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 NEW_RESULT = """prev => { const h = [...document.querySelectorAll('h3')].find(e => e.innerText.startsWith('Most similar to'));
                          return h !== undefined && h.innerText !== prev; }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(port: int, data_root: Path | None = None) -> subprocess.Popen:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    if data_root is not None:
-        env["CNNVIZ_DATA_ROOTS"] = str(data_root)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(180):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-            return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("streamlit did not start")
 
 
 async def open_session(browser, url: str):

@@ -45,6 +45,21 @@ def query_card(res: SearchResult, k: int, model_name: str, layer: str) -> None:
         st.caption("No search score: the query has no class (uploaded or unlabelled).")
 
 
+def selected_dataset():
+    """The sidebar's dataset, scanned and cached; shows the error and stops the page if it fails.
+
+    Returns (dataset_ref, dataset).
+    """
+    from ..errors import CnnvizError
+
+    ref = st.session_state[state.DATASET]
+    try:
+        return ref, cached.dataset(ref)
+    except CnnvizError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
 def selected_model_and_dataset():
     """The sidebar's model and dataset, built and cached; shows the error and stops the page if either fails.
 
