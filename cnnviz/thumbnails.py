@@ -19,29 +19,15 @@ from pathlib import Path
 from PIL import Image
 
 from . import cache
-from .errors import CnnvizError
 
 THUMB_VERSION = 2  # bump when the encoding below changes (2: small images enlarged)
 JPEG_QUALITY = 85
-_KIND = "thumbnails"
-_FALLBACK_KIND = "features/thumbnails"  # a derived kind check_kind accepts while "thumbnails" is not registered
+KIND = "thumbnails"  # a derived cache kind: the quota may evict it
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 _URIS: OrderedDict[tuple[str, int], str] = OrderedDict()
 _URI_MEMO_MAX = 20_000  # ~3 KB each: at most ~60 MB per server process
 _LOCK = threading.Lock()
-
-
-def store_kind() -> str:
-    """The cache kind thumbnails live under."""
-    check = getattr(cache, "check_kind", None)
-    if check is None:
-        return _KIND
-    try:
-        check(_KIND)
-        return _KIND
-    except CnnvizError:
-        return _FALLBACK_KIND
 
 
 def content_digest(path: str | os.PathLike) -> str:
@@ -68,7 +54,7 @@ def thumbnail_path(path: str | os.PathLike, size: int = 128) -> Path:
             img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BICUBIC)
         img.save(tmp, format="JPEG", quality=JPEG_QUALITY)
 
-    return cache.cached_file(store_kind(), key, ".jpg", produce)
+    return cache.cached_file(KIND, key, ".jpg", produce)
 
 
 def thumbnail_bytes(path: str | os.PathLike, size: int = 128) -> bytes:
