@@ -9,6 +9,7 @@ missing unless CNNVIZ_REQUIRE_BROWSER=1 (set by .ci/run), where it fails.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -66,9 +67,12 @@ def page():
         yield pg
 
 
+SHEET_FRAME = "iframe[title*='streamlit_image_coordinates']"
+
+
 def _sheet(pg):
     """The gallery's contact sheet: one image inside the streamlit-image-coordinates iframe."""
-    return pg.frame_locator("iframe[title*='streamlit_image_coordinates']").first.locator("img")
+    return pg.frame_locator(SHEET_FRAME).first.locator("img")
 
 
 def click_cell(pg, n: int) -> None:
@@ -197,9 +201,13 @@ def test_gallery_at_3000_images_pages_filters_and_searches(server, page, big_fol
     page.wait_for_function("() => !document.body.innerText.includes('Images 61–120 of 3,000.')", timeout=60_000)
     assert "of 3,000." in _gallery_caption(page)
 
+    before = _sheet(page).get_attribute("src")
     page.locator("[data-testid='stSelectbox']", has_text="Class").locator("input").click()
     page.get_by_role("option", name="c7", exact=True).click()
     page.get_by_text("Images 1–60 of 300 matching (dataset: 3,000).").wait_for(timeout=60_000)
+    deadline = time.time() + 60  # click the filtered page's sheet, not the previous one still on screen
+    while (page.locator(SHEET_FRAME).count() != 1 or _sheet(page).get_attribute("src") == before) and time.time() < deadline:
+        page.wait_for_timeout(250)
 
     click_cell(page, 5)  # the 6th image of class c7
     header = page.locator("h3", has_text="Most similar to")

@@ -121,7 +121,9 @@ def image_gallery(ds: ImageDataset, ref: str, key: str, columns: int = gallery.C
     if st.session_state.get(f"{key}.view") == "list":
         _table(ds, page, ids, key)
         return
-    sheet_key = f"{key}.sheet"
+    # A key per page (like the list view's): a click maps onto the sheet it was made on, even when it lands
+    # while the next page is being drawn; a new query on the same page keeps the frame (no reload).
+    sheet_key = f"{key}.sheet." + hashlib.sha1("\n".join(ids).encode()).hexdigest()[:12]
     streamlit_image_coordinates(_JPEG(_sheet(ref, page.indices, columns)), key=sheet_key, width="stretch",
                                 image_format="JPEG", cursor="pointer",
                                 on_click=partial(_clicked_sheet, sheet_key, ids, columns))
