@@ -154,6 +154,32 @@ def _log(step: str, value: dict) -> None:
     print(f"[ui_scale] {step}: {json.dumps(value)}", file=sys.stderr, flush=True)
 
 
+def _new_sessions(new_page, url: str, ready, runs: int, keep_last: bool = False, progress: str | None = None):
+    """Open ``url`` in ``runs`` new sessions until ``ready(page)``; the first is cold, the rest are timed.
+
+    Returns ``({cold, browser, server}, the last page if keep_last else None)``; ``progress`` names a
+    partial result logged before each warm run (slow steps report what they have so far).
+    """
+    shown, server, cold, pg = [], [], None, None
+    for r in range(runs):
+        if r and progress:
+            _log(progress, {"cold": cold, "browser": _stats(shown)})
+        pg = new_page()
+        t = time.perf_counter()
+        pg.goto(url)
+        ready(pg)
+        dt = 1000 * (time.perf_counter() - t)
+        if r == 0:
+            cold = {"browser_ms": dt, "server_ms": server_ms(pg)}
+        else:
+            shown.append(dt)
+            server.append(server_ms(pg))
+        if not (keep_last and r == runs - 1):
+            pg.context.close()
+    result = {"cold": cold, "browser": _stats(shown), "server": _stats([s for s in server if s])}
+    return result, (pg if keep_last else None)
+
+
 def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, out: dict, seed: int = 0) -> dict:
     """Fill ``out`` step by step (a stopped run keeps the finished steps)."""
     from playwright.sync_api import sync_playwright
@@ -166,22 +192,8 @@ def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, ou
         def new_page():
             return browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
 
-        # Home first render: each repeat is a new session (a new browser context).
-        shown, server, cold = [], [], None
-        for r in range(repeats + 1):
-            pg = new_page()
-            t = time.perf_counter()
-            pg.goto(base + "/" + link)
-            _home_ready(pg)
-            dt = 1000 * (time.perf_counter() - t)
-            if r == 0:
-                cold = {"browser_ms": dt, "server_ms": server_ms(pg)}
-            else:
-                shown.append(dt)
-                server.append(server_ms(pg))
-            if r < repeats:
-                pg.context.close()
-        out["home first render"] = {"cold": cold, "browser": _stats(shown), "server": _stats([s for s in server if s])}
+        # Home first render: each repeat is a new session (a new browser context); the last one stays open.
+        out["home first render"], pg = _new_sessions(new_page, base + "/" + link, _home_ready, repeats + 1, keep_last=True)
         _log("home first render", out["home first render"])
 
         if view == "list":
@@ -227,22 +239,8 @@ def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, ou
 
         if view == "thumbnails":
             # Search page ready in a new session (cold the first time: dataset figures and the projection).
-            shown, server, cold = [], [], None
-            for r in range(max(2, repeats // 2) + 1):
-                if r:
-                    _log("search page ready (so far)", {"cold": cold, "browser": _stats(shown)})
-                sp = new_page()
-                t = time.perf_counter()
-                sp.goto(base + "/search" + link)
-                _search_ready(sp)
-                dt = 1000 * (time.perf_counter() - t)
-                if r == 0:
-                    cold = {"browser_ms": dt, "server_ms": server_ms(sp)}
-                else:
-                    shown.append(dt)
-                    server.append(server_ms(sp))
-                sp.context.close()
-            out["search page ready"] = {"cold": cold, "browser": _stats(shown), "server": _stats([s for s in server if s])}
+            out["search page ready"], _ = _new_sessions(new_page, base + "/search" + link, _search_ready,
+                                                        max(2, repeats // 2) + 1, progress="search page ready (so far)")
             _log("search page ready", out["search page ready"])
 
             # Page switch through the sidebar: Home → Search → Home …
