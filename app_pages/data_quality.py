@@ -11,9 +11,10 @@ SEARCH_PAGE = "app_pages/search.py"
 
 st.title("Data quality — the dataset through the model's eyes")
 st.caption("Suspected label errors come from cleanlab on out-of-fold probabilities of a linear probe (5-fold "
-           "cross-validated logistic regression on the layer's features); near-duplicates from identical files, "
-           "perceptual hashes and cleanlab's near-duplicate check on the features; outliers from cleanlab's "
-           "nearest-neighbour outlier score. Click **Search** under any image to open it as the search query.")
+           "cross-validated shrinkage LDA) on the model's layers with the best out-of-fold accuracy on the given "
+           "labels; the list names them. Near-duplicates come from identical files, perceptual hashes and cleanlab's "
+           "near-duplicate check on the chosen layer's features; outliers from cleanlab's nearest-neighbour outlier "
+           "score. Click **Search** under any image to open it as the search query.")
 
 model_name, ref, loaded, ds = widgets.selected_model_and_dataset()
 spec = loaded.spec
@@ -102,6 +103,7 @@ with tabs[tab_names[0]]:
     else:
         st.caption("given class → class the probe suggests · confidence = 1 − the probe's out-of-fold probability of the "
                    "given class (cleanlab's self-confidence label quality)")
+        st.caption(curation.probe_text(result))
         image_grid(page_of(issues, "quality.issues_page"),
                    lambda r: f"{r['given']} → **{r['suggested']}** · {r['confidence']:.2f}", "quality.issue")
     download(issues, "label_issues", "quality.dl_issues")

@@ -1,10 +1,12 @@
 """Curation benchmark: injected label noise, injected duplicates, and the time for 10k images.
 
-    python benchmarks/curate.py [--sets stamps,emoji3d,fashion] [--model efficientnet_lite0] [--big DIR] [--json OUT]
+    python benchmarks/curate.py [--sets stamps,emoji3d,fashion] [--seeds 0,1,2] [--model efficientnet_lite0] [--big DIR]
+                                [--json OUT]
 
-- Label noise: each sample set is copied to a temp folder and 10% of its images (seeded) are moved into
-  another class's folder. Reported: precision and recall of the first N entries of ``label_issues``
-  (N = the number flipped), and of cleanlab's whole flagged list.
+- Label noise: each sample set is copied to a temp folder and 10% of its images (seeded; once per seed in
+  ``--seeds``) are moved into another class's folder. Reported: precision and recall of the first N entries of
+  ``label_issues`` (N = the number flipped), and of cleanlab's whole flagged list, per seed and their mean; and the
+  layers the probe chose.
 - Duplicates: the set is copied again with 10 re-encoded + resized copies (JPEG quality 70, 80% size) and
   10 slightly cropped copies (4% off each side) of random images. Reported: the share of copies found as a
   near-duplicate of their original (any kind: exact, perceptual or features).
@@ -85,9 +87,9 @@ def add_copies(root: Path, seed: int, n: int = 10) -> dict[str, list[tuple[str, 
     return out
 
 
-def noise_row(name: str, model: str, work: Path) -> dict:
-    root = copy_set(name, work / "noise")
-    flipped = flip_labels(root, NOISE, SEED)
+def noise_row(name: str, model: str, work: Path, seed: int = SEED) -> dict:
+    root = copy_set(name, work / f"noise-{seed}")
+    flipped = flip_labels(root, NOISE, seed)
     started = time.perf_counter()
     res = curate(model, images=str(root), refresh=True)
     seconds = time.perf_counter() - started
@@ -96,7 +98,8 @@ def noise_row(name: str, model: str, work: Path) -> dict:
     top = ranked[:n]
     hits = len(set(top) & flipped)
     all_hits = len(set(ranked) & flipped)
-    return {"set": name, "model": model, "images": res["n_images"], "flipped": n, "flagged": len(ranked),
+    return {"set": name, "seed": seed, "model": model, "images": res["n_images"], "flipped": n, "flagged": len(ranked),
+            "probe_layers": res["probe"]["layers"], "probe_cv_accuracy": res["probe"]["cv_accuracy_used"],
             "precision_top_n": hits / max(len(top), 1), "recall_top_n": hits / n,
             "precision_flagged": all_hits / max(len(ranked), 1), "recall_flagged": all_hits / n,
             "seconds_with_features": round(seconds, 1)}
@@ -147,36 +150,49 @@ def big_row(folder: Path, model: str) -> dict:
     return {"folder": str(folder), "model": model, "images": res["n_images"], "seconds": round(total, 1),
             "stages_s": {k: round(v, 1) for k, v in stages.items()}, "label_issues": len(res["label_issues"]),
             "near_duplicates": len(res["near_duplicates"]), "outliers": len(res["outliers"]),
-            "what_if": res["what_if"]}
+            "what_if": res["what_if"], "probe": res["probe"], "notes": res["notes"]}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sets", default="stamps,emoji3d,fashion")
+    ap.add_argument("--seeds", default="0,1,2", help="label-noise seeds (duplicates use seed 0)")
     ap.add_argument("--model", default="efficientnet_lite0")
     ap.add_argument("--big", default="/work/data/fashion-mnist-test", help="a large folder with cached features ('' to skip)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     out = {"machine": f"{platform.node()} ({os.cpu_count()} CPUs)", "date": time.strftime("%Y-%m-%d"), "noise": [],
-           "duplicates": [], "big": None}
+           "duplicates": [], "big": None, "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
     with tempfile.TemporaryDirectory(prefix="cnnviz-curate-bench-") as tmp:
         for name in args.sets.split(","):
-            out["noise"].append(noise_row(name, args.model, Path(tmp)))
-            print(json.dumps(out["noise"][-1]), flush=True)
+            for seed in (int(x) for x in args.seeds.split(",")):
+                out["noise"].append(noise_row(name, args.model, Path(tmp), seed))
+                print(json.dumps(out["noise"][-1]), flush=True)
             out["duplicates"].append(duplicates_row(name, args.model, Path(tmp)))
             print(json.dumps(out["duplicates"][-1]), flush=True)
     if args.big:
+        out["load_avg_before_big"] = [round(x, 2) for x in os.getloadavg()]
         out["big"] = big_row(Path(args.big), args.model)
         print(json.dumps(out["big"]), flush=True)
-    print("\n| set | images | flipped (10%) | precision@N | recall@N | flagged | precision (flagged) | recall (flagged) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in out["noise"]:
-        print(f"| {r['set']} | {r['images']} | {r['flipped']} | {r['precision_top_n']:.2f} | {r['recall_top_n']:.2f} | "
-              f"{r['flagged']} | {r['precision_flagged']:.2f} | {r['recall_flagged']:.2f} |")
+    print("\n| set | seed | images | flipped (10%) | probe layers | precision@N | recall@N | flagged | precision (flagged) "
+          "| recall (flagged) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.sets.split(","):
+        rows = [r for r in out["noise"] if r["set"] == name]
+        for r in rows:
+            print(f"| {name} | {r['seed']} | {r['images']} | {r['flipped']} | {', '.join(r['probe_layers'])} | "
+                  f"{r['precision_top_n']:.2f} | {r['recall_top_n']:.2f} | {r['flagged']} | {r['precision_flagged']:.2f} | "
+                  f"{r['recall_flagged']:.2f} |")
+        mean = {k: float(np.mean([r[k] for r in rows])) for k in
+                ("precision_top_n", "recall_top_n", "flagged", "precision_flagged", "recall_flagged")}
+        print(f"| {name} | mean | | | | **{mean['precision_top_n']:.2f}** | {mean['recall_top_n']:.2f} | {mean['flagged']:.1f} | "
+              f"{mean['precision_flagged']:.2f} | {mean['recall_flagged']:.2f} |")
     print("\n| set | re-encoded + resized copies found | slightly cropped copies found |")
     print("|---|---|---|")
     for r in out["duplicates"]:
         print(f"| {r['set']} | {r['recall_reencoded']:.2f} {r['reencoded_found_by']} | {r['recall_cropped']:.2f} {r['cropped_found_by']} |")
+    out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"\nload average (1, 5, 15 min): start {out['load_avg_start']}, end {out['load_avg_end']} on {os.cpu_count()} CPUs")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
 

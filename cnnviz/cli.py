@@ -244,7 +244,10 @@ def cmd_curate(args) -> None:
     data = curate(args.model, args.dataset, args.images, args.layer, args.pooling, _stage_progress(), args.refresh)
 
     def render(d):
+        from .curate import probe_summary
+
         lines = [f"{d['dataset']} × {d['model']} · {d['layer']}: {d['n_images']} images"] + [f"note: {n}" for n in d["notes"]]
+        lines += [probe_summary(d)] if probe_summary(d) else []
         if d["what_if"]:
             w = d["what_if"]
             lines.append(f"mean search score (k={w['k']}, {w['metric']}): {w['original']:.1f} → {w['without_flagged']:.1f} "

@@ -39,7 +39,8 @@ from .data.folder import ImageDataset
 from .scoring import DEFAULT_K, position_weights
 
 SPLIT_NAMES = frozenset({"train", "training", "test", "testing", "val", "valid", "validation", "dev", "eval", "holdout"})
-CURATE_VERSION = 3  # bump when results change for the same inputs
+CURATE_VERSION = 4  # bump when results change for the same inputs
+HASHES_VERSION = 3  # bump when the file or perceptual hashes change (kept apart: re-hashing 10k images takes ~45 s)
 KIND_ORDER = {"exact": 0, "perceptual": 1, "features": 2}
 
 StageProgress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -53,10 +54,11 @@ class CurateConfig:
     k: int = 10  # neighbours cleanlab's near_duplicate and outlier checks look at (its default)
     score_k: int = DEFAULT_K  # results per query for the search score
     folds: int = 5  # cross-validation folds of the probe
-    # The probe sees unit-length features PCA-reduced to 64 dimensions, C = 3: on the three sample sets with 10%
-    # flipped labels this ranked flips as well as or better than all 1280 dimensions, 15-25x faster (docs/curate.md).
-    probe_dim: int = 64
-    probe_c: float = 3.0  # inverse L2 strength of the logistic regression
+    # The probe: shrinkage LDA on unit-length features PCA-reduced to 32 dimensions, one per candidate layer; the
+    # out-of-fold probabilities of the probe_layers layers with the best out-of-fold accuracy on the given labels are
+    # averaged. Chosen on the three sample sets with 10% flipped labels, seeds 0-7 (docs/curate.md, "The probe").
+    probe_dim: int = 32
+    probe_layers: int = 2
     phash_bits: int = 4  # perceptual hashes within this many of 64 bits are duplicates (among the k neighbours)
     phash_nn_bits: int = 6  # … or within this many when the image is the other's nearest neighbour in features
     seed: int = 0
@@ -107,7 +109,7 @@ def file_hashes(ds: ImageDataset, progress: StageProgress | None = None) -> tupl
     from . import cache
 
     key = cache.make_key("curate-hashes", dataset=ds.digest(), phash=f"imagehash-{version('imagehash')}-phash",
-                         version=CURATE_VERSION)
+                         version=HASHES_VERSION)
     hit = cache.load_arrays("curate", key)
     if hit is not None and len(hit[0]["phash"]) == len(ds.items):
         if progress:
@@ -188,25 +190,98 @@ def probe_inputs(features: np.ndarray, dim: int, seed: int, fit_rows: int = 20_0
 
 
 def oof_probabilities(x: np.ndarray, y: np.ndarray, n_classes: int, config: CurateConfig) -> np.ndarray:
-    """Out-of-fold class probabilities (N, n_classes) of a cross-validated logistic-regression probe."""
+    """Out-of-fold class probabilities (N, n_classes) of a cross-validated linear probe on ``x``.
+
+    The probe is linear discriminant analysis with Ledoit-Wolf shrinkage (scikit-learn); on the sample sets with
+    flipped labels it ranked the flips better than logistic regression and costs one covariance per fold.
+    """
     import warnings
 
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from threadpoolctl import threadpool_limits
 
     counts = np.bincount(y, minlength=n_classes)
     folds = int(max(2, min(config.folds, counts[counts > 0].min())))
     cv = StratifiedKFold(folds, shuffle=True, random_state=config.seed)
-    probe = LogisticRegression(C=config.probe_c, max_iter=500)
-    from threadpoolctl import threadpool_limits
-
-    # One BLAS/OpenMP thread: these matrices are small (N × 64), and on a busy 2-core machine the default
-    # thread pools made one fit 25-50x slower (10k images: 193 s for the probe instead of a few seconds).
-    with warnings.catch_warnings(), threadpool_limits(1):  # tiny classes: sklearn warns, fills absent classes with 0
+    probe = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+    # One BLAS/OpenMP thread: these matrices are small (N × 32), and on a busy 2-core machine the default
+    # thread pools made one fit 25-50x slower (10k images: 193 s for a probe instead of a few seconds).
+    with warnings.catch_warnings(), threadpool_limits(1):  # tiny classes, collinear columns: sklearn warns
         warnings.simplefilter("ignore")
         probs = cross_val_predict(probe, np.asarray(x, np.float64), y, cv=cv, method="predict_proba", n_jobs=1)
-    probs = np.clip(probs, 1e-6, 1.0)
+    probs = np.clip(probs, 1e-6, 1.0)  # a class absent from a training fold gets 0 there
     return probs / probs.sum(axis=1, keepdims=True)
+
+
+def _same_features(a: np.ndarray, b: np.ndarray, rows: int = 64) -> bool:
+    """Whether two layers give the same pooled features (e.g. a head layer and its global-average-pooled output)."""
+    return a.shape == b.shape and np.array_equal(np.asarray(a[:rows]), np.asarray(b[:rows]))
+
+
+def layer_probe(layers: dict[str, np.ndarray], y: np.ndarray, n_classes: int, config: CurateConfig,
+                progress: StageProgress | None = None) -> tuple[np.ndarray, dict]:
+    """The probe's out-of-fold probabilities, averaged over the layers it fits best, and what it used.
+
+    Each candidate layer (``layers``: name → (N, D) features; layers with identical features counted once) gets
+    its own cross-validated probe; the ``config.probe_layers`` layers with the highest out-of-fold accuracy on the
+    given labels are averaged. Only the running best layers' probabilities are kept: memory is O(N × classes).
+    """
+    names, twins = [], {}
+    for name, feats in layers.items():
+        twin = next((n for n in names if _same_features(layers[n], feats)), None)
+        if twin:
+            twins[name] = twin
+        else:
+            names.append(name)
+    best: list[tuple[float, int, str, np.ndarray]] = []
+    accuracy = {}
+    for i, name in enumerate(names):
+        if progress:
+            progress("cross-validated probe", i, len(names))
+        probs = oof_probabilities(probe_inputs(layers[name], config.probe_dim, config.seed), y, n_classes, config)
+        accuracy[name] = round(float((probs.argmax(axis=1) == y).mean()), 4)
+        best.append((-accuracy[name], i, name, probs))
+        best = sorted(best, key=lambda b: (b[0], b[1]))[: config.probe_layers]
+    if progress:
+        progress("cross-validated probe", len(names), len(names))
+    used = [b[2] for b in best]
+    probs = np.mean([b[3] for b in best], axis=0)
+    info = {"layers": used, "candidates": names, "same_as": twins, "cv_accuracy": accuracy,
+            "cv_accuracy_used": round(float((probs.argmax(axis=1) == y).mean()), 4),
+            "method": f"shrinkage LDA on PCA-{config.probe_dim}, {config.folds}-fold out-of-fold probabilities, "
+                      f"averaged over the {len(used)} layer(s) with the best out-of-fold accuracy on the given labels"}
+    return probs, info
+
+
+PROBE_EXTRACT_MAX_IMAGES = 2000  # up to here a pass for the probe's missing layers takes about a minute on 2 cores
+
+
+def probe_feature_set(loaded, ds: ImageDataset, layer: str, pooling: str = "avg",
+                      progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, np.ndarray], str | None]:
+    """The chosen layer's features and the other layers the probe may choose from, plus a note (or None).
+
+    Missing layers are computed, all in one forward pass, when the chosen layer must be computed anyway or the
+    dataset has at most ``PROBE_EXTRACT_MAX_IMAGES`` images. A larger dataset whose chosen layer is cached uses only
+    the layers already cached (no second pass over its images just for the probe) and the note says so. An adapted
+    model offers its own layer only. The chosen layer comes first (it wins ties).
+    """
+    from . import cache
+    from .features import extract_features, feature_key
+
+    if getattr(loaded, "adapted", None) is not None:
+        return extract_features(loaded, ds, [layer], pooling, progress=progress), None
+    names = list(loaded.spec.all_layers)
+    digest = ds.digest()
+    cached = [n for n in names if cache.load_matrix("features", feature_key(digest, loaded, n, pooling)) is not None]
+    wanted = names if layer not in cached or len(ds.items) <= PROBE_EXTRACT_MAX_IMAGES else cached
+    feats = extract_features(loaded, ds, wanted, pooling, progress=progress)
+    note = None
+    if len(wanted) < len(names):
+        missing = [n for n in names if n not in wanted]
+        note = (f"the label-issue probe chose among the cached layers only ({', '.join(wanted)}); "
+                f"{', '.join(missing)} are not cached (python -m cnnviz precompute, whose default is every layer, caches them)")
+    return {layer: feats[layer], **{n: feats[n] for n in wanted if n != layer}}, note
 
 
 # --- cleanlab --------------------------------------------------------------------------------------------------
@@ -337,11 +412,13 @@ def query_scores(nbr_idx: np.ndarray, labels: np.ndarray, k: int, excluded: np.n
 # --- the whole curation ----------------------------------------------------------------------------------------
 
 def curate_features(ds: ImageDataset, features: np.ndarray, index, config: CurateConfig = CurateConfig(),
-                    progress: StageProgress | None = None) -> dict:
+                    progress: StageProgress | None = None, probe_features: dict[str, np.ndarray] | None = None) -> dict:
     """Label issues, duplicates, outliers, leaks, per-class summary and the what-if score of one dataset.
 
     ``features`` are one layer's (N, D) features of ``ds``; ``index`` answers ``search(queries, k, exclude=)``
-    over them with ``config.metric``. Returns plain data (the CLI's JSON), every list most likely first.
+    over them with ``config.metric``. Neighbours, duplicates, outliers and scores use them. The label-issue probe
+    chooses among ``probe_features`` (layer name → (N, D), the same images; default: ``features`` alone).
+    Returns plain data (the CLI's JSON), every list most likely first.
     """
     started = time.perf_counter()
     n = len(ds.items)
@@ -358,7 +435,7 @@ def curate_features(ds: ImageDataset, features: np.ndarray, index, config: Curat
     labels = layout.labels
     labelled = all(lab is not None for lab in labels)
     classes = sorted({lab for lab in labels if lab is not None})
-    y = probs = None
+    y = probs = probe = None
     if not labelled:
         missing = sum(lab is None for lab in labels)
         notes.append(f"no label issues: {missing} of {n} images have no class (label issues and scores need one "
@@ -367,12 +444,8 @@ def curate_features(ds: ImageDataset, features: np.ndarray, index, config: Curat
         notes.append("no label issues: the dataset has a single class")
         labelled = False
     else:
-        if progress:
-            progress("cross-validated probe", 0, 1)
         y = np.array([classes.index(lab) for lab in labels])
-        probs = oof_probabilities(probe_inputs(features, config.probe_dim, config.seed), y, len(classes), config)
-        if progress:
-            progress("cross-validated probe", 1, 1)
+        probs, probe = layer_probe(probe_features or {"features": features}, y, len(classes), config, progress)
     if progress:
         progress("cleanlab", 0, 1)
     lab = run_datalab(knn_graph(nbr_idx, nbr_dist, config.k), config.k)
@@ -430,10 +503,21 @@ def curate_features(ds: ImageDataset, features: np.ndarray, index, config: Curat
     return {
         "dataset": ds.name, "n_images": n, "classes": classes if labelled else [],
         "label_issues": issues, "near_duplicates": near_duplicates, "outliers": outliers,
-        "class_summary": class_summary, "leaks": leaks, "what_if": what_if,
+        "class_summary": class_summary, "leaks": leaks, "what_if": what_if, "probe": probe,
         "split_layout": layout.splits is not None, "notes": notes,
         "settings": config.to_dict(), "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def probe_summary(curation: dict) -> str | None:
+    """One line on the label-issue probe: the layers it used and their out-of-fold accuracy on the given labels."""
+    probe = curation.get("probe")
+    if not probe:
+        return None
+    acc = probe["cv_accuracy"]
+    used = ", ".join(f"{n} ({acc[n]:.0%})" for n in probe["layers"])
+    return (f"label-issue probe: {used}, out-of-fold accuracy on the given labels; chosen from "
+            f"{len(probe['candidates'])} layer(s), averaged: {probe['cv_accuracy_used']:.0%}")
 
 
 def result_flags(curation: dict | None, query_id: str | None, hit_ids: Sequence[str]) -> dict[str, str]:

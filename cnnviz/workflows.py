@@ -373,7 +373,7 @@ def curate(model: str, dataset: str | None = None, images: str | None = None, la
     cleanlab on cached features (see :mod:`cnnviz.curate`); cached on disk per dataset content, model, layer
     and settings. ``progress(stage, done, total)`` reports each stage; ``refresh`` recomputes.
     """
-    from .curate import CurateConfig, curate_features, load_curation, save_curation
+    from .curate import CurateConfig, curate_features, load_curation, probe_feature_set, save_curation
     from .data import open_dataset
 
     if (dataset is None) == (images is None):
@@ -386,10 +386,13 @@ def curate(model: str, dataset: str | None = None, images: str | None = None, la
     result = None if refresh else load_curation(key)
     if result is None:
         step = (lambda d, t: progress("extracting features", d, t)) if progress else None
-        feats = extract_features(loaded, ds, [layer], pooling, progress=step)[layer]
+        probe_feats, probe_note = probe_feature_set(loaded, ds, layer, pooling, step)  # the probe may pick other layers
+        feats = probe_feats[layer]
         index, _ = search_index(ds, feats, loaded, layer, config.metric, None, pooling,
                                 (lambda d, t: progress("building the search index", d, t)) if progress else None)
-        result = curate_features(ds, feats, index, config, progress)
+        result = curate_features(ds, feats, index, config, progress, probe_feats)
+        if probe_note and result["probe"]:
+            result["notes"].append(probe_note)
         save_curation(key, result)
     return {"model": model, "layer": layer, "pooling": pooling, **result}
 

@@ -101,6 +101,11 @@ def test_json_shape_and_order(noisy_result):
     conf = [x["confidence"] for x in r["label_issues"]]
     assert conf == sorted(conf, reverse=True)  # most likely first
     assert r["leaks"] == [] and not r["split_layout"]
+    probe = r["probe"]  # the layers the label-issue probe chose, with their out-of-fold accuracy
+    assert 1 <= len(probe["layers"]) <= C.CurateConfig().probe_layers
+    assert set(probe["layers"]) <= set(probe["cv_accuracy"]) == set(probe["candidates"])
+    acc = probe["cv_accuracy"]
+    assert sorted((acc[n] for n in probe["layers"]), reverse=True) == sorted(acc.values(), reverse=True)[: len(probe["layers"])]
     w = r["what_if"]
     assert 0 <= w["original"] <= 100 and 0 <= w["without_flagged"] <= 100
     assert w["n_queries_without"] == r["n_images"] - w["excluded"]["total"]
@@ -115,6 +120,74 @@ def test_original_score_is_the_dataset_mean_search_score(noisy, noisy_result):
     loaded = get_model(MODEL)
     feats = extract_features(loaded, ds, ["avg_pool"])["avg_pool"]
     assert noisy_result["what_if"]["original"] == pytest.approx(evaluate_retrieval(feats, ds.labels).mean_score, abs=1e-3)
+
+
+def _layers_with_signal(n_per_class: int = 12, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Three classes; "good" separates them, "weak" barely, "noise" not at all, "good_twin" equals "good"."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), n_per_class)
+    centres = rng.normal(size=(3, 40))
+    good = centres[y] * 3 + rng.normal(size=(len(y), 40))
+    weak = centres[y] * 0.4 + rng.normal(size=(len(y), 40))
+    noise = rng.normal(size=(len(y), 40))
+    layers = {"noise": noise, "good": good.astype(np.float32), "weak": weak, "good_twin": good.astype(np.float32).copy()}
+    return layers, y
+
+
+def test_probe_averages_the_layers_with_the_best_out_of_fold_accuracy():
+    layers, y = _layers_with_signal()
+    probs, info = C.layer_probe(layers, y, 3, C.CurateConfig(probe_dim=8))
+    assert info["same_as"] == {"good_twin": "good"}  # identical features count once
+    assert info["candidates"] == ["noise", "good", "weak"]
+    assert info["layers"] == ["good", "weak"]  # the two best by out-of-fold accuracy, best first
+    acc = info["cv_accuracy"]
+    assert acc["good"] > acc["weak"] > acc["noise"] and acc["good"] > 0.9
+    assert probs.shape == (len(y), 3) and np.allclose(probs.sum(axis=1), 1.0)
+    one, info1 = C.layer_probe(layers, y, 3, C.CurateConfig(probe_dim=8, probe_layers=1))
+    assert info1["layers"] == ["good"] and info1["cv_accuracy_used"] == acc["good"]
+
+
+def test_probe_flags_flipped_labels_through_the_best_layer():
+    """A flipped label is obvious in the good layer only; choosing layers by accuracy finds it."""
+    layers, y = _layers_with_signal()
+    noisy = y.copy()
+    noisy[[0, 12, 24]] = [1, 2, 0]
+    probs, info = C.layer_probe({"noise": layers["noise"], "good": layers["good"]}, noisy, 3,
+                                C.CurateConfig(probe_dim=8, probe_layers=1))
+    assert info["layers"] == ["good"]
+    _, score = C.label_issues(noisy, probs)
+    assert set(np.argsort(score)[:3]) == {0, 12, 24}
+
+
+def test_probe_feature_set_uses_only_cached_layers_unless_it_computes(monkeypatch):
+    """Small dataset or chosen layer not cached: every layer in one pass; large and cached: cached layers + a note."""
+    from types import SimpleNamespace
+
+    from cnnviz import cache, features
+
+    asked = []
+    cached = {"b", "c"}
+    monkeypatch.setattr(features, "feature_key", lambda digest, loaded, layer, pooling: layer)
+    monkeypatch.setattr(cache, "load_matrix", lambda kind, key: np.zeros((2, 2)) if key in cached else None)
+
+    def fake_extract(loaded, ds, layers, pooling="avg", progress=None):
+        asked.append(list(layers))
+        return {n: np.full((2, 2), i, np.float32) for i, n in enumerate(layers)}
+
+    monkeypatch.setattr(features, "extract_features", fake_extract)
+    loaded = SimpleNamespace(spec=SimpleNamespace(all_layers=("a", "b", "c", "d")), adapted=None)
+    ds = SimpleNamespace(digest=lambda: "digest", items=[None] * 3)
+    feats, note = C.probe_feature_set(loaded, ds, "c")  # small: the missing layers are computed
+    assert asked == [["a", "b", "c", "d"]] and list(feats) == ["c", "a", "b", "d"] and note is None
+    monkeypatch.setattr(C, "PROBE_EXTRACT_MAX_IMAGES", 2)
+    asked.clear()
+    feats, note = C.probe_feature_set(loaded, ds, "c")  # large and "c" cached: no second pass
+    assert asked == [["b", "c"]] and list(feats) == ["c", "b"]  # the chosen layer first
+    assert note and "a, d are not cached" in note
+    feats, note = C.probe_feature_set(loaded, ds, "a")
+    assert asked[-1] == ["a", "b", "c", "d"] and list(feats)[0] == "a" and note is None
+    feats, note = C.probe_feature_set(SimpleNamespace(spec=loaded.spec, adapted=object()), ds, "d")
+    assert asked[-1] == ["d"] and list(feats) == ["d"] and note is None
 
 
 def test_what_if_excludes_rows_as_queries_and_results():
@@ -221,6 +294,7 @@ def test_cli_json_and_table(noisy, noisy_result, capsys):
     assert main(["curate", "--images", str(noisy[0]), "--model", MODEL, "--limit", "2"]) == 0
     out, _ = capsys.readouterr()
     assert "suspected label errors" in out and "near-duplicates" in out and "mean search score" in out
+    assert f"label-issue probe: {noisy_result['probe']['layers'][0]} (" in out
 
 
 def test_cli_bad_input(capsys, tmp_path):
@@ -245,6 +319,8 @@ def test_data_quality_page_and_click_opens_search(noisy, noisy_result, monkeypat
     labels = [t.label for t in at.tabs]
     assert labels[0] == f"Suspected label errors ({len(noisy_result['label_issues'])})"
     assert any(b.label.startswith("Download all") for b in at.get("download_button"))
+    probe_line = next(c.value for c in at.caption if c.value.startswith("Label-issue probe:"))
+    assert all(layer in probe_line for layer in noisy_result["probe"]["layers"])  # the page names the probe's layers
     first = noisy_result["label_issues"][0]["id"]
     at.button(key=f"quality.issue.{first}").click().run()
     assert not at.exception

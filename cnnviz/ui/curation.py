@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from .. import workflows
-from ..curate import curation_path, load_curation, result_flags
+from ..curate import curation_path, load_curation, probe_summary, result_flags
 from ..data.registry import DATASETS
 from . import cached
 
@@ -58,3 +58,9 @@ def flags(model_name: str, dataset_ref: str, layer: str, res) -> dict[str, str] 
     if curation is None:
         return None
     return result_flags(curation, res.query_id if res.in_dataset else None, [h.id for h in res.hits]) or None
+
+
+def probe_text(result: dict) -> str:
+    """The probe's layers and accuracy for the page, e.g. "Label-issue probe: block6d_out (65%), …"."""
+    line = probe_summary(result)
+    return (line[0].upper() + line[1:]) if line else ""
