@@ -6,7 +6,7 @@ import streamlit as st
 from cnnviz.data.images import UPLOAD_TYPES
 from cnnviz.errors import CnnvizError
 from cnnviz.features import POOLINGS
-from cnnviz.projection import FIT_MAX, points_to_draw, umap_metric, umap_ready
+from cnnviz.projection import FIT_MAX, points_to_draw, umap_metric
 from cnnviz.scoring import DEFAULT_K, SCORE_K, figure_text, figures_note
 from cnnviz.search import METRICS
 from cnnviz.ui import cached, charts, curation, region, state, widgets
@@ -78,30 +78,37 @@ else:
 
 st.divider()
 if ds.labelled:
-    report = cached.retrieval_report(model_name, ref, layer, metric, p, pooling)
+    report, report_job = cached.retrieval_report(model_name, ref, layer, metric, p, pooling)
     st.subheader("How well does this setting search the whole dataset?")
-    m1, m2, m3 = st.columns(3)
-    m1.metric("Mean search score", figure_text(report, "mean_score", 1), help="Mean over the images used as the query")
-    m2.metric(f"Precision@{report['score_k']}", figure_text(report, "precision_at_k", 3))
-    m3.metric("Leave-one-out 5-NN accuracy", figure_text(report, "knn_accuracy", 3))
-    st.caption(f"Dataset figures: {figures_note(report)}.")
-    st.altair_chart(charts.per_class_scores(report["per_class"], res.query_label if res else None), width="stretch")
+    if report is None:
+        widgets.job_progress(report_job, "Scoring every image of the dataset as a query")
+    else:
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Mean search score", figure_text(report, "mean_score", 1), help="Mean over the images used as the query")
+        m2.metric(f"Precision@{report['score_k']}", figure_text(report, "precision_at_k", 3))
+        m3.metric("Leave-one-out 5-NN accuracy", figure_text(report, "knn_accuracy", 3))
+        st.caption(f"Dataset figures: {figures_note(report)}.")
+        st.altair_chart(charts.per_class_scores(report["per_class"], res.query_label if res else None), width="stretch")
 else:
     st.caption("This dataset has no classes, so there is no score — search and the map still work.")
 
 st.subheader("Feature map")
 method = st.radio("Projection", ["umap", "pca"], horizontal=True, key="search.projection",
                   format_func=str.upper, help=f"UMAP with the {umap_metric(metric)} metric, or the top-2 principal components")
-if method == "umap" and not umap_ready():
+view = cached.map_view(model_name, ref, layer, pooling, method, umap_metric(metric))
+if view.compiling:
     st.info("UMAP is compiling its numba code (first use in this server process, about 30 s); showing PCA meanwhile.")
     if st.button("Show UMAP now"):
         st.rerun()
-    method = "pca"
-points = cached.projection(model_name, ref, layer, pooling, method, umap_metric(metric))
+if view.job is not None:
+    widgets.job_progress(view.job, f"Fitting the {view.asked.upper()} map" + (" (PCA meanwhile)" if view.points is not None else ""))
+if view.points is None:
+    st.stop()
+method, points = view.method, view.points
 roles = {h.id: "result" for h in res.hits} if res else {}
 if res and res.in_dataset:
     roles[res.query_id] = "query"
-drawn = points_to_draw(len(ds.ids), [ds.ids.index(i) for i in roles])
+drawn = points_to_draw(len(ds.ids), [ds.index_of(i) for i in roles])
 ids, labels = [ds.ids[i] for i in drawn], [ds.labels[i] or "-" for i in drawn]
 df = pd.DataFrame({"x": points[drawn, 0], "y": points[drawn, 1], "id": ids, "label": labels,
                    "role": [roles.get(i, "other") for i in ids], "image": cached.thumbnail_uris(ref, tuple(drawn.tolist()))})

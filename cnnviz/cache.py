@@ -44,11 +44,12 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Every top-level folder the code writes (grep entry_dir(" / save_arrays(" / load_matrix(").
 KNOWN_KINDS = ("features", "feature-chunks", "attribution", "featureviz", "ann", "benchmarks", "weights",
-               "datasets", "uploads", "curate", "adapted", "thumbnails")
+               "datasets", "uploads", "curate", "adapted", "thumbnails", "overview")
 # Recomputable from code + inputs: the only kinds the quota evicts. Converted weights are derived too but
 # every loaded model holds them; adapted projections are named models someone trained; datasets and uploads
 # are visitors' data and expire by idle time instead.
-DERIVED_KINDS = ("features", "feature-chunks", "attribution", "featureviz", "ann", "benchmarks", "curate", "thumbnails")
+DERIVED_KINDS = ("features", "feature-chunks", "attribution", "featureviz", "ann", "benchmarks", "curate", "thumbnails",
+                 "overview")
 MAX_GB_ENV = "CNNVIZ_CACHE_MAX_GB"
 GRACE_ENV = "CNNVIZ_CACHE_GRACE_S"
 DEFAULT_GRACE_S = 600.0  # entries used this recently count as in use (another process may be reading them)

@@ -55,15 +55,20 @@ def pca_2d(features: np.ndarray, fit_max: int = FIT_MAX, seed: int = 0) -> np.nd
     """Top-2 principal components (deterministic sign), fitted on at most ``fit_max`` rows."""
     if len(features) < 2:
         return np.zeros((len(features), 2), np.float32)
-    from sklearn.decomposition import PCA
+    from scipy.linalg import eigh
 
     x = np.asarray(features[fit_sample(len(features), fit_max, seed)], np.float64)
-    pca = PCA(n_components=min(2, *x.shape), svd_solver="full").fit(x)
-    comps = pca.components_.copy()
+    mean = x.mean(axis=0)
+    x -= mean
+    cov = x.T @ x
+    # Only the top two eigenvectors of the D × D covariance: 0.4 s at 10,000 × 1280, where sklearn's full SVD
+    # of the rows took 12 s and a full eigendecomposition 3 s on this 2-core VM.
+    d = len(cov)
+    _, vecs = eigh(cov, subset_by_index=[max(d - 2, 0), d - 1])
+    comps = vecs[:, ::-1].T.copy()
     comps *= np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])[:, None]
     if len(comps) < 2:
         comps = np.pad(comps, ((0, 2 - len(comps)), (0, 0)))
-    mean = pca.mean_
     return _in_chunks(features, lambda c: ((c - mean) @ comps.T).astype(np.float32))
 
 

@@ -108,7 +108,7 @@ def _search(capsys, folder: Path, query: str) -> dict:
 
 
 def test_odd_folders(corpus, capsys):
-    assert open_dataset(corpus["folder_empty_class"]).classes == ["cats"]
+    assert list(open_dataset(corpus["folder_empty_class"]).classes) == ["cats"]
     mixed = open_dataset(corpus["folder_non_images_mixed"])
     assert len(mixed.items) == 2 and any("readme.txt" in s for s in mixed.skipped) and any("model.pkl" in s for s in mixed.skipped)
     linked = open_dataset(corpus["folder_symlink_outside"])

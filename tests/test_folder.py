@@ -27,8 +27,8 @@ def test_imagefolder_nested_mixed_formats_and_junk(tmp_path):
     (tmp_path / ".hidden").mkdir()
     write_image(tmp_path / ".hidden" / "x.jpg")
     ds = scan_folder(tmp_path)
-    assert ds.ids == ["cats/a.jpg", "cats/deep/b.png", "dogs/c.webp"]
-    assert ds.labels == ["cats", "cats", "dogs"] and ds.classes == ["cats", "dogs"] and ds.labelled
+    assert list(ds.ids) == ["cats/a.jpg", "cats/deep/b.png", "dogs/c.webp"]
+    assert list(ds.labels) == ["cats", "cats", "dogs"] and list(ds.classes) == ["cats", "dogs"] and ds.labelled
     assert any("notes.txt" in s for s in ds.skipped)
 
 
@@ -36,7 +36,7 @@ def test_unlabelled_flat_folder(tmp_path):
     write_image(tmp_path / "one.jpg")
     write_image(tmp_path / "two.png")
     ds = scan_folder(tmp_path)
-    assert not ds.labelled and ds.labels == [None, None]
+    assert not ds.labelled and list(ds.labels) == [None, None]
 
 
 def test_empty_folder_and_missing_path(tmp_path):
@@ -52,7 +52,7 @@ def test_symlink_outside_is_skipped(tmp_path):
     write_image(root / "a" / "in.jpg")
     os.symlink(outside, root / "a" / "link.jpg")
     ds = scan_folder(root)
-    assert ds.ids == ["a/in.jpg"] and any("outside" in s for s in ds.skipped)
+    assert list(ds.ids) == ["a/in.jpg"] and any("outside" in s for s in ds.skipped)
 
 
 def test_digest_changes_with_content(tmp_path):
@@ -74,7 +74,7 @@ def test_zip_of_imagefolder(tmp_path, isolated_cache):
     img = write_image(tmp_path / "src.png").read_bytes()
     z = _zip(tmp_path / "set.zip", {"MySet/cats/a.png": img, "MySet/dogs/b.png": img, "MySet/readme.txt": b"x"})
     ds = open_dataset(z)
-    assert ds.classes == ["cats", "dogs"] and len(ds.items) == 2
+    assert list(ds.classes) == ["cats", "dogs"] and len(ds.items) == 2
     assert open_dataset(z).root == ds.root  # reused, not extracted twice
 
 

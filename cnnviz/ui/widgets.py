@@ -73,3 +73,15 @@ def selected_model_and_dataset():
     except CnnvizError as exc:
         st.error(str(exc))
         st.stop()
+
+
+@st.fragment(run_every=1.0)
+def job_progress(job, text: str) -> None:
+    """A background job's progress, polled every second; the whole page reruns once it finished."""
+    if job.error:
+        st.error(f"{text} failed: {job.error}")
+    elif job.finished:
+        st.rerun()
+    else:
+        st.progress(job.fraction, text=f"{text} in the background: {job.status()} "
+                                       "(shared by every user, kept in the cache; the page fills in when it is done)")
