@@ -5,8 +5,9 @@ The statistics are cleanlab's: ``cleanlab.filter.find_label_issues`` and
 ``near_duplicate`` and ``outlier`` issue types. cnnviz supplies what cleanlab needs
 and does not compute itself at this scale:
 
-- out-of-fold class probabilities from a cross-validated linear probe
-  (scikit-learn ``LogisticRegression`` + ``cross_val_predict``) on cached features;
+- out-of-fold class probabilities from a cross-validated linear probe (scikit-learn shrinkage
+  ``LinearDiscriminantAnalysis`` + ``cross_val_predict``) on cached features, one per layer; the layers
+  with the best out-of-fold accuracy on the given labels are averaged;
 - the k-nearest-neighbour graph, found with cnnviz's own search index
   (exact, or the FAISS index above ``ANN_MIN_ROWS``) in bounded blocks of
   queries, never an N × N matrix; cleanlab takes it as ``knn_graph``;
