@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 import streamlit as st
 
-from cnnviz.adapt import (DEFAULT_EPOCHS, DEFAULT_METHOD, EVAL_K, METHODS, adapt, default_name, describe_adapted,
-                          find_entry, held_out_side_by_side, load_entry)
+from cnnviz.adapt import (ADAPTED_LAYER, DEFAULT_EPOCHS, DEFAULT_METHOD, EVAL_K, METHODS, POOLINGS, adapt, default_name,
+                          describe_adapted, find_entry, held_out_side_by_side)
 from cnnviz.models import MODELS
 from cnnviz.ui import cached, jobs, sidebar, widgets
 
@@ -25,15 +25,19 @@ bases = [m for m in sidebar.semantic_models() if m in MODELS]
 c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
 model = c1.selectbox("Base model", bases, key="adapt.model")
 spec = MODELS[model]
-layer = c2.selectbox("Layer", list(spec.all_layers), index=len(spec.all_layers) - 1, key="adapt.layer",
-                     format_func=lambda n: f"{n} (embedding)" if n == spec.embedding_layer else n)
+layer = c2.selectbox("Layer", ["all", *spec.all_layers], index=0, key="adapt.layer",
+                     format_func=lambda n: "all layers, side by side" if n == "all" else
+                     f"{n} (embedding)" if n == spec.embedding_layer else n,
+                     help="all: the pooled features of the model's 8 layers, each standardised and weighted equally "
+                          "(measured best on the sample sets, docs/adapt.md). The frozen baseline is always the embedding.")
 method = c3.selectbox("Method", METHODS, index=METHODS.index(DEFAULT_METHOD), key="adapt.method",
                       help="lda: closed-form linear discriminant analysis. linear/mlp-LOSS: a linear or one-hidden-layer "
                            "projection trained with supervised-contrastive (supcon), proxy or batch-hard triplet loss.")
 epochs = c4.number_input("Epochs", 1, 2000, DEFAULT_EPOCHS, key="adapt.epochs", disabled=method == "lda")
-c5, c6, c7 = st.columns([2, 1, 3])
+c5, c6, c8, c7 = st.columns([2, 1, 1, 3])
 holdout = c5.slider("Held out (share of each class)", 0.2, 0.8, 0.5, 0.05, key="adapt.holdout")
 seed = c6.number_input("Seed", 0, 10_000, 0, key="adapt.seed")
+pooling = c8.selectbox("Pooling", POOLINGS, key="adapt.pooling", help="how each layer's feature map is pooled to a vector")
 name = c7.text_input("Name of the adapted model", default_name(model, ds.name), key=f"adapt.name.{model}.{ds.name}")
 
 
@@ -56,9 +60,11 @@ def start() -> None:
     def work(progress):
         log.phase = "features"
         return adapt(model, ref, None, layer, method, int(epochs), float(holdout), int(seed), name.strip() or None,
-                     progress=progress, on_epoch=lambda e, n, loss: (on_epoch(e, n, loss), progress(e, n)))
+                     progress=progress, on_epoch=lambda e, n, loss: (on_epoch(e, n, loss), progress(e, n)),
+                     pooling=pooling)
 
-    key = ("adapt", model, ref, cached.dataset_digest(ref), layer, method, int(epochs), float(holdout), int(seed), name)
+    key = ("adapt", model, ref, cached.dataset_digest(ref), layer, pooling, method, int(epochs), float(holdout),
+           int(seed), name)
     job = jobs.submit(key, f"adapt-{name}", work)
     if not hasattr(job, "log"):
         job.log = log
@@ -114,8 +120,10 @@ if result is None:
 else:
     s = result["split"]
     st.subheader(f"{result['name']}: held-out search before and after")
-    table = pd.DataFrame([{"embedding": f"before: {result['model']} · {result['layer']} (frozen)", **result["before"]},
-                          {"embedding": f"after: {result['name']} ({result['method']})", **result["after"]}])
+    frozen_layer = result.get("before_layer", result["layer"])
+    table = pd.DataFrame([{"embedding": f"before: {result['model']} · {frozen_layer} (frozen)", **result["before"]},
+                          {"embedding": f"after: {result['name']} ({result['method']} on {result['layer']}, "
+                                        f"{result.get('pooling', 'avg')}-pooled)", **result["after"]}])
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "mean_score": st.column_config.NumberColumn("mean search score", format="%.1f"),
         "precision_at_k": st.column_config.NumberColumn(f"precision@{EVAL_K}", format="%.3f"),
@@ -135,9 +143,8 @@ else:
         st.subheader("The same held-out queries, before and after")
         test_ids = saved["test_ids"]
         query = st.selectbox("Held-out query", test_ids, key="adapt.query")
-        projection, _ = load_entry(result["name"])
-        side = held_out_side_by_side(ds, cached.features(result["model"], ref, result["layer"]), projection,
-                                     test_ids, query, EVAL_K)
+        side = held_out_side_by_side(ds, cached.features(result["model"], ref, frozen_layer),
+                                     cached.features(result["name"], ref, ADAPTED_LAYER), test_ids, query, EVAL_K)
         q, left, right = st.columns([1, 2, 2])
         q.image(cached.thumbnail(side["query"]["path"]), caption=f"{query} · class {side['query']['label']}")
         for col, when in ((left, "before"), (right, "after")):

@@ -437,11 +437,13 @@ def export_dataset(name: str, out: str | Path, split: str = "test", progress: Pr
     return export(name, out, split, progress)
 
 
-def adapt(model: str, dataset: str | None = None, images: str | None = None, layer: str = "embedding",
+def adapt(model: str, dataset: str | None = None, images: str | None = None, layer: str | None = None,
           method: str | None = None, epochs: int | None = None, holdout: float = 0.5, seed: int = 0,
-          name: str | None = None, progress: Progress | None = None) -> dict:
+          name: str | None = None, progress: Progress | None = None, pooling: str | None = None) -> dict:
     """Train an adapted search embedding on frozen features; before/after measured on held-out images only."""
     from . import adapt as adapt_module
 
-    return adapt_module.adapt(model, dataset, images, layer, method or adapt_module.DEFAULT_METHOD,
-                              adapt_module.DEFAULT_EPOCHS if epochs is None else epochs, holdout, seed, name, progress)
+    return adapt_module.adapt(model, dataset, images, layer or adapt_module.DEFAULT_LAYER,
+                              method or adapt_module.DEFAULT_METHOD,
+                              adapt_module.DEFAULT_EPOCHS if epochs is None else epochs, holdout, seed, name, progress,
+                              pooling=pooling or adapt_module.DEFAULT_POOLING)

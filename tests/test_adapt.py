@@ -91,7 +91,8 @@ def test_adapt_json_reload_and_model_everywhere(labelled_folder, capsys, monkeyp
     monkeypatch.setattr(A, "fit", recording_fit)
     out = _adapt_json(capsys, labelled_folder, "--method", "linear-supcon", "--epochs", "5", "--name", "test+shop")
     assert {"name", "model", "layer", "method", "split", "before", "after", "seconds", "epochs"} <= set(out)
-    assert out["name"] == "test+shop" and out["model"] == "efficientnet_lite0" and out["layer"] == "avg_pool"
+    assert out["name"] == "test+shop" and out["model"] == "efficientnet_lite0" and out["layer"] == "all"
+    assert out["layers"] == list(workflows.get_model("efficientnet_lite0").spec.layers) and out["before_layer"] == "avg_pool"
     assert out["split"]["train"] + out["split"]["test"] == 13 and out["split"]["test"] == 7
     assert out["split"]["test_unseen_labels"] == 1  # the one-image class
     for when in ("before", "after"):
@@ -101,10 +102,10 @@ def test_adapt_json_reload_and_model_everywhere(labelled_folder, capsys, monkeyp
 
     # Held-out images never entered training: no training row equals a held-out image's features.
     ds = open_dataset(images=labelled_folder)
-    base = np.asarray(extract_features(workflows.get_model("efficientnet_lite0"), ds, ["avg_pool"])["avg_pool"])
+    base = A.stack_layers(extract_features(workflows.get_model("efficientnet_lite0"), ds, out["layers"]), out["layers"])[0]
     entry = A.find_entry("test+shop")
     test_rows = [ds.ids.index(i) for i in entry["test_ids"]]
-    assert len(seen["x_train"]) == 6 and not set(entry["train_ids"]) & set(entry["test_ids"])
+    assert seen["x_train"].shape == (6, base.shape[1]) and not set(entry["train_ids"]) & set(entry["test_ids"])
     for r in test_rows:
         assert not (np.abs(seen["x_train"] - base[r]).max(axis=1) == 0).any()
 
@@ -127,6 +128,74 @@ def test_adapt_json_reload_and_model_everywhere(labelled_folder, capsys, monkeyp
     assert main(["search", "--images", str(labelled_folder), "--model", "test+shop", "--query", ds.ids[0], "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["results"] and res["query"]["id"] == ds.ids[0]
+
+
+def test_adapted_model_on_chosen_layers_with_max_pooling(labelled_folder, capsys):
+    """A comma list of layers, max-pooled: the Keras graph (uploaded queries) matches the cached-features path,
+    and the adapted features are the same whatever pooling a page asks for (its inputs are pooled as trained)."""
+    from cnnviz import workflows
+    from cnnviz.data import open_dataset
+    from cnnviz.data.images import load_for_model
+    from cnnviz.features import extract_features, features_of_images
+
+    out = _adapt_json(capsys, labelled_folder, "--method", "lda", "--layer", "block6d_out,block7a_out",
+                      "--pooling", "max", "--name", "test+shopmax")
+    assert out["layer"] == "block6d_out,block7a_out" and out["pooling"] == "max" and out["before_layer"] == "avg_pool"
+    ds = open_dataset(images=labelled_folder)
+    workflows.get_model.cache_clear()
+    loaded = workflows.get_model("test+shopmax")
+    base = extract_features(workflows.get_model("efficientnet_lite0"), ds, out["layers"], "max")
+    projection, _ = A.load_entry("test+shopmax")
+    feats = extract_features(loaded, ds, "embedding")["adapted"]
+    np.testing.assert_allclose(feats, projection(A.stack_layers(base, out["layers"])[0]), atol=1e-6)
+    np.testing.assert_array_equal(extract_features(loaded, ds, ["adapted"], "max")["adapted"], feats)
+    pixels = np.stack([load_for_model(ds.items[i].path, 224) for i in (0, 5)])
+    np.testing.assert_allclose(features_of_images(loaded, pixels, ["adapted"])["adapted"], feats[[0, 5]], atol=1e-3)
+
+
+def test_input_layers_and_stacking():
+    from cnnviz.models.registry import get_model_spec
+
+    spec = get_model_spec("efficientnet_lite0")
+    assert A.input_layers(spec, "all") == list(spec.layers)
+    assert A.input_layers(spec, "embedding") == ["avg_pool"]
+    assert A.input_layers(spec, "block6d_out,block7a_out") == ["block6d_out", "block7a_out"]
+    with pytest.raises(Exception, match="no layer"):
+        A.input_layers(spec, "nope")
+    feats = {"a": np.ones((4, 2)), "b": np.zeros((4, 3))}
+    x, widths = A.stack_layers(feats, ["a", "b"], np.array([1, 3]))
+    assert x.shape == (2, 5) and widths == [2, 3] and x.dtype == np.float32
+
+
+def test_layer_widths_weigh_each_layer_the_same():
+    rng = np.random.default_rng(0)
+    x = np.hstack([rng.normal(0, 1, (50, 4)), rng.normal(0, 1, (50, 100))])
+    mean, scale = A._standardizer(x, [4, 100])
+    z = (x - mean) / scale
+    assert np.isclose((z[:, :4] ** 2).sum(axis=1).mean(), (z[:, 4:] ** 2).sum(axis=1).mean(), rtol=0.05)
+    with pytest.raises(ValueError):
+        A._standardizer(x, [4, 99])
+
+
+def test_lda_weight_is_chosen_on_the_training_rows_only(monkeypatch):
+    """The LDA blend weight comes from a 2-fold split of the rows fit() is given (the training split): every
+    row the weight search fits or scores is a training row; and a fixed weight of 0 is the PCA view alone."""
+    x, y = _learnable()
+    split = A.stratified_split(y, 0.5, seed=0)
+    x_train, y_train = x[split.train], y[split.train]
+    seen = []
+    real_parts = A._lda_parts
+    monkeypatch.setattr(A, "_lda_parts", lambda xs, ys, b: (seen.append(np.array(xs)), real_parts(xs, ys, b))[1])
+    weight = A.choose_lda_weight(x_train, y_train, None, seed=0)
+    assert weight in A.LDA_WEIGHTS and weight > 0  # the class signal is learnable: LDA is used
+    assert len(seen) == 2 and sum(len(s) for s in seen) == len(x_train)
+    train_rows = {r.tobytes() for r in x_train}
+    held_out = {r.tobytes() for r in x[split.test]}
+    assert all(r.tobytes() in train_rows and r.tobytes() not in held_out for s in seen for r in s)
+    pca_only = A.fit_lda(x_train, y_train, weight=0.0)
+    z = (x_train - x_train.mean(axis=0)) / x_train.std(axis=0)
+    cos = lambda a: (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (a / np.linalg.norm(a, axis=1, keepdims=True)).T  # noqa: E731
+    np.testing.assert_allclose(cos(pca_only(x_train)), cos(z), atol=1e-4)
 
 
 def test_adapt_refuses_bad_input(labelled_folder, tiny_folder, capsys, tmp_path):
