@@ -6,7 +6,7 @@ import streamlit as st
 from cnnviz.data.images import UPLOAD_TYPES
 from cnnviz.errors import CnnvizError
 from cnnviz.features import POOLINGS
-from cnnviz.projection import FIT_MAX, points_to_draw, umap_metric
+from cnnviz.projection import FIT_MAX, points_to_draw, umap_metric, umap_ready
 from cnnviz.scoring import DEFAULT_K, SCORE_K, figure_text, figures_note
 from cnnviz.search import METRICS
 from cnnviz.ui import cached, charts, curation, region, state, widgets
@@ -98,8 +98,7 @@ method = st.radio("Projection", ["umap", "pca"], horizontal=True, key="search.pr
 view = cached.map_view(model_name, ref, layer, pooling, method, umap_metric(metric))
 if view.compiling:
     st.info("UMAP is compiling its numba code (first use in this server process, about 30 s); showing PCA meanwhile.")
-    if st.button("Show UMAP now"):
-        st.rerun()
+    widgets.rerun_when(umap_ready)
 if view.job is not None:
     widgets.job_progress(view.job, f"Fitting the {view.asked.upper()} map" + (" (PCA meanwhile)" if view.points is not None else ""))
 if view.points is None:

@@ -85,3 +85,10 @@ def job_progress(job, text: str) -> None:
     else:
         st.progress(job.fraction, text=f"{text} in the background: {job.status()} "
                                        "(shared by every user, kept in the cache; the page fills in when it is done)")
+
+
+@st.fragment(run_every=1.0)
+def rerun_when(ready) -> None:
+    """Poll ``ready()`` every second; rerun the whole page once it is true (e.g. UMAP finished compiling)."""
+    if ready():
+        st.rerun()
