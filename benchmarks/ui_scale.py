@@ -16,6 +16,8 @@ server started (dataset scan, features, index, thumbnails made); p50/p95 are ove
   - search page ready: a new session opens /search?dataset=… → dataset figures, gallery and the UMAP map are
     shown (cold: the first session computes the figures and the map in the background; later ones read them)
   - page switch: sidebar link Search → Home and Home → Search, until the page is ready
+  - Streamlit floor: a one-line Streamlit app opened in a new session on the same machine and browser, the
+    cost of any Streamlit page before cnnviz does anything (frontend download and compile, websocket, one run)
 Server RSS is read from /proc before the first session and after the last.
 """
 
@@ -51,12 +53,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, data_root: Path | None = None) -> subprocess.Popen:
-    """``streamlit run app.py`` on 127.0.0.1:port (optionally with CNNVIZ_DATA_ROOTS), once healthy."""
+def start_server(port: int, data_root: Path | None = None, script: str | Path = "app.py") -> subprocess.Popen:
+    """``streamlit run app.py`` (or ``script``) on 127.0.0.1:port (optionally with CNNVIZ_DATA_ROOTS), once healthy."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     if data_root is not None:
         env["CNNVIZ_DATA_ROOTS"] = str(data_root)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true",
                              "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -159,8 +161,10 @@ def _log(step: str, value: dict) -> None:
     print(f"[ui_scale] {step}: {json.dumps(value)}", file=sys.stderr, flush=True)
 
 
-def _new_sessions(new_page, url: str, ready, runs: int, keep_last: bool = False, progress: str | None = None):
-    """Open ``url`` in ``runs`` new sessions until ``ready(page)``; the first is cold, the rest are timed.
+def _new_sessions(new_page, url: str, ready, runs: int, keep_last: bool = False, progress: str | None = None,
+                  close=lambda pg: pg.context.close(), cold_first: bool = True):
+    """Open ``url`` in ``runs`` new sessions until ``ready(page)``; the first is cold (unless ``cold_first`` is
+    false: the server already did that work), the rest are timed.
 
     Returns ``({cold, browser, server}, the last page if keep_last else None)``; ``progress`` names a
     partial result logged before each warm run (slow steps report what they have so far).
@@ -174,15 +178,52 @@ def _new_sessions(new_page, url: str, ready, runs: int, keep_last: bool = False,
         pg.goto(url)
         ready(pg)
         dt = 1000 * (time.perf_counter() - t)
-        if r == 0:
+        if r == 0 and cold_first:
             cold = {"browser_ms": dt, "server_ms": server_ms(pg)}
         else:
             shown.append(dt)
             server.append(server_ms(pg))
         if not (keep_last and r == runs - 1):
-            pg.context.close()
+            close(pg)
     result = {"cold": cold, "browser": _stats(shown), "server": _stats([s for s in server if s])}
     return result, (pg if keep_last else None)
+
+
+FLOOR_APP = 'import streamlit as st\nst.write("floor ready")\n'
+
+
+def streamlit_floor(runs: int) -> dict:
+    """New-session render of a one-line Streamlit app on the same machine and browser: what any Streamlit page
+    costs before cnnviz does anything (loading the frontend, the websocket, one script run)."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "floor.py"
+        script.write_text(FLOOR_APP)
+        port = free_port()
+        server = start_server(port, script=script)
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                fresh, cached = [], []
+                for r in range(runs + 1):
+                    for fresh_browser, times in ((True, fresh), (False, cached)):
+                        pg = (browser.new_context(viewport={"width": 1400, "height": 1000}) if fresh_browser
+                              else context).new_page()
+                        t = time.perf_counter()
+                        pg.goto(f"http://127.0.0.1:{port}/")
+                        pg.get_by_text("floor ready").wait_for()
+                        if r:  # the first is the server's cold start
+                            times.append(1000 * (time.perf_counter() - t))
+                        (pg.context if fresh_browser else pg).close()
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return {"empty browser cache": {"browser": _stats(fresh)}, "browser cache warm": {"browser": _stats(cached)}}
 
 
 def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, out: dict, seed: int = 0) -> dict:
@@ -197,9 +238,16 @@ def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, ou
         def new_page():
             return browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
 
-        # Home first render: each repeat is a new session (a new browser context); the last one stays open.
-        out["home first render"], pg = _new_sessions(new_page, base + "/" + link, _home_ready, repeats + 1, keep_last=True)
-        _log("home first render", out["home first render"])
+        returning = browser.new_context(viewport={"width": 1400, "height": 1000})  # a browser that has been here
+
+        # Home first render: each repeat is a new session. Empty browser cache: a new browser context (a first
+        # visit: Streamlit's frontend is downloaded and compiled); cache warm: a new tab of one context.
+        out["home first render (cache warm)"], _ = _new_sessions(
+            returning.new_page, base + "/" + link, _home_ready, repeats + 1, close=lambda pg: pg.close())
+        _log("home first render (cache warm)", out["home first render (cache warm)"])
+        out["home first render (empty cache)"], pg = _new_sessions(new_page, base + "/" + link, _home_ready, repeats + 1,
+                                                                   keep_last=True)
+        _log("home first render (empty cache)", out["home first render (empty cache)"])
 
         if view == "list":
             pg.get_by_role("button", name="list").click()
@@ -244,9 +292,13 @@ def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, ou
 
         if view == "thumbnails":
             # Search page ready in a new session (cold the first time: dataset figures and the projection).
-            out["search page ready"], _ = _new_sessions(new_page, base + "/search" + link, _search_ready,
-                                                        max(2, repeats // 2) + 1, progress="search page ready (so far)")
-            _log("search page ready", out["search page ready"])
+            out["search page ready (cache warm)"], _ = _new_sessions(
+                returning.new_page, base + "/search" + link, _search_ready, max(2, repeats // 2) + 1,
+                progress="search page ready (so far)", close=lambda pg: pg.close())
+            _log("search page ready (cache warm)", out["search page ready (cache warm)"])
+            out["search page ready (empty cache)"], _ = _new_sessions(new_page, base + "/search" + link, _search_ready,
+                                                                      max(2, repeats // 2), cold_first=False)
+            _log("search page ready (empty cache)", out["search page ready (empty cache)"])
 
             # Page switch through the sidebar: Home → Search → Home …
             shown, server = [], []
@@ -283,6 +335,9 @@ def main() -> None:
     after = float("nan")
     try:
         measure(f"http://127.0.0.1:{port}", images, ids, args.repeats, args.view, results)
+        for name, value in streamlit_floor(args.repeats).items():
+            results[f"Streamlit floor: one-line app, new session ({name})"] = value
+            _log(f"Streamlit floor ({name})", value)
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         print(f"[ui_scale] stopped early: {exc!r}", file=sys.stderr)
     finally:
@@ -300,7 +355,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
         cold = r.get("cold") or {}
-        b, s = r["browser"], r["server"]
+        b, s = r["browser"], r.get("server", {})
         fmt = lambda v: "–" if v is None else f"{v / 1000:.2f} s"
         print(f"| {name} | {fmt(cold.get('browser_ms'))} | {fmt(b.get('p50'))} | {fmt(b.get('p95'))} | "
               f"{fmt(s.get('p50'))} | {fmt(s.get('p95'))} |")
