@@ -5,7 +5,8 @@ import streamlit as st
 
 from cnnviz import workflows
 from cnnviz.adapt import adapted_names
-from cnnviz.benchmark import COLUMNS, TIMING_COLUMNS, advice, find_cached_benchmark, latest_cached_benchmark, pareto_front
+from cnnviz.benchmark import (COLUMNS, TIMING_COLUMNS, accuracy_note, advice, find_cached_benchmark,
+                              latest_cached_benchmark, pareto_front)
 from cnnviz.models import MODELS
 from cnnviz.ui import cached, charts, widgets
 
@@ -78,6 +79,8 @@ if df[y].notna().any():
                f"{'faster' if X_AXES[x][1] else 'higher-throughput'} and more accurate.")
 else:
     st.warning(f"No model has a value for '{Y_AXES[y]}' here.")
+if (note := accuracy_note(rows)) and y in ("knn_accuracy", "mean_score"):
+    st.caption(note)
 st.subheader("How to choose")
 for line in advice(rows, accuracy=y if y != "published_top1" else "knn_accuracy"):
     st.markdown("- " + line)

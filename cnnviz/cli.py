@@ -180,6 +180,7 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_benchmark(args) -> None:
+    from .benchmark import accuracy_note
     from .errors import CnnvizError
     from .workflows import benchmark
 
@@ -195,8 +196,9 @@ def cmd_benchmark(args) -> None:
         rows = [{**r, "gflops": r["flops"] / 1e9, "params_m": r["params"] / 1e6} for r in d["rows"]]
         cols = ("model", "weights", "params_m", "size_mb", "gflops", "input_size", "latency_ms_b1_p50", "latency_ms_b1_p95",
                 "throughput_b32_img_s", "knn_accuracy", "mean_score", "linear_probe_accuracy", "published_top1")
+        note = accuracy_note(d["rows"])
         return head + "\n" + _table(rows, cols) + "\n(latency/throughput/size/FLOPs/accuracy measured here; published_top1: " \
-            "ImageNet top-1 % from each model's published source, see --json)"
+            "ImageNet top-1 % from each model's published source, see --json)" + (f"\n{note}" if note else "")
 
     _emit(args, data, render)
 

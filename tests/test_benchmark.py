@@ -149,3 +149,14 @@ def test_shipped_gpu_reference_covers_every_model():
     assert set(rows) == set(MODELS)
     for r in rows.values():
         assert set(TIMING_COLUMNS) <= set(r) and 0 < r["latency_ms_b1_p50"] <= r["latency_ms_b1_p95"]
+
+
+def test_accuracy_note_says_which_queries_and_the_widest_interval():
+    from cnnviz.benchmark import accuracy_note
+
+    assert "every one of the 185 images" in accuracy_note([{"accuracy_queries": 185, "mean_score_ci95": None}])
+    sampled = [{"accuracy_queries": 5000, "mean_score_ci95": [50.0, 52.0], "knn_accuracy_ci95": [0.70, 0.72]},
+               {"accuracy_queries": 5000, "mean_score_ci95": [60.0, 61.0], "knn_accuracy_ci95": [0.80, 0.81]}]
+    note = accuracy_note(sampled)
+    assert "sample of 5,000" in note and "± 1.0 or better" in note and "± 0.010 or better" in note
+    assert accuracy_note([{"accuracy_queries": None}]) is None  # speed only (unlabelled dataset)
