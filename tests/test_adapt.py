@@ -102,7 +102,9 @@ def test_adapt_json_reload_and_model_everywhere(labelled_folder, capsys, monkeyp
 
     # Held-out images never entered training: no training row equals a held-out image's features.
     ds = open_dataset(images=labelled_folder)
-    base = A.stack_layers(extract_features(workflows.get_model("efficientnet_lite0"), ds, out["layers"]), out["layers"])[0]
+    assert out["pooling"] == A.DEFAULT_POOLING
+    base = A.stack_layers(extract_features(workflows.get_model("efficientnet_lite0"), ds, out["layers"], out["pooling"]),
+                          out["layers"])[0]
     entry = A.find_entry("test+shop")
     test_rows = [ds.ids.index(i) for i in entry["test_ids"]]
     assert seen["x_train"].shape == (6, base.shape[1]) and not set(entry["train_ids"]) & set(entry["test_ids"])
