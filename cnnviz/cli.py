@@ -446,14 +446,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     p.set_defaults(func=cmd_bench_search)
 
-    from .adapt import DEFAULT_EPOCHS, DEFAULT_LAYER, DEFAULT_METHOD, DEFAULT_POOLING, METHODS as ADAPT_METHODS, POOLINGS
+    from .adapt import DEFAULT_EPOCHS, DEFAULT_LAYER, DEFAULT_METHOD, DEFAULT_POOLING, METHODS as ADAPT_METHODS
+    from .adapt import POOLINGS as ADAPT_POOLINGS
 
     p = sub.add_parser("adapt", help="train a search embedding for a labelled dataset (frozen features; held-out score)")
     _add_source(p)
     p.add_argument("--model", required=True, help="base model (its cached features are reused)")
     p.add_argument("--layer", default=DEFAULT_LAYER, help=f"base layer(s) to adapt: all (the 8 layers side by side), "
                    f"embedding, a layer or a comma list (default {DEFAULT_LAYER})")
-    p.add_argument("--pooling", choices=POOLINGS, default=DEFAULT_POOLING,
+    p.add_argument("--pooling", choices=ADAPT_POOLINGS, default=DEFAULT_POOLING,
                    help=f"how each layer's feature map is pooled (default {DEFAULT_POOLING})")
     p.add_argument("--method", choices=ADAPT_METHODS, default=DEFAULT_METHOD,
                    help=f"lda (closed form) or HEAD-LOSS: linear/mlp with proxy, supcon or triplet loss (default {DEFAULT_METHOD})")
