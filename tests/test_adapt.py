@@ -132,8 +132,8 @@ def test_adapt_json_reload_and_model_everywhere(labelled_folder, capsys, monkeyp
     assert res["results"] and res["query"]["id"] == ds.ids[0]
 
 
-def test_adapted_model_on_chosen_layers_with_max_pooling(labelled_folder, capsys):
-    """A comma list of layers, max-pooled: the Keras graph (uploaded queries) matches the cached-features path,
+def test_adapted_model_on_chosen_layers_with_avg_pooling(labelled_folder, capsys):
+    """A comma list of layers, avg-pooled (the default, tested above, is max): the Keras graph (uploaded queries) matches the cached-features path,
     and the adapted features are the same whatever pooling a page asks for (its inputs are pooled as trained)."""
     from cnnviz import workflows
     from cnnviz.data import open_dataset
@@ -141,13 +141,13 @@ def test_adapted_model_on_chosen_layers_with_max_pooling(labelled_folder, capsys
     from cnnviz.features import extract_features, features_of_images
 
     out = _adapt_json(capsys, labelled_folder, "--method", "lda", "--layer", "block6d_out,block7a_out",
-                      "--pooling", "max", "--name", "test+shopmax")
-    assert out["layer"] == "block6d_out,block7a_out" and out["pooling"] == "max" and out["before_layer"] == "avg_pool"
+                      "--pooling", "avg", "--name", "test+shopavg")
+    assert out["layer"] == "block6d_out,block7a_out" and out["pooling"] == "avg" and out["before_layer"] == "avg_pool"
     ds = open_dataset(images=labelled_folder)
     workflows.get_model.cache_clear()
-    loaded = workflows.get_model("test+shopmax")
-    base = extract_features(workflows.get_model("efficientnet_lite0"), ds, out["layers"], "max")
-    projection, _ = A.load_entry("test+shopmax")
+    loaded = workflows.get_model("test+shopavg")
+    base = extract_features(workflows.get_model("efficientnet_lite0"), ds, out["layers"], "avg")
+    projection, _ = A.load_entry("test+shopavg")
     feats = extract_features(loaded, ds, "embedding")["adapted"]
     np.testing.assert_allclose(feats, projection(A.stack_layers(base, out["layers"])[0]), atol=1e-6)
     np.testing.assert_array_equal(extract_features(loaded, ds, ["adapted"], "max")["adapted"], feats)
