@@ -11,9 +11,10 @@ import streamlit as st
 
 from cnnviz.data import DEFAULT_DATASET, list_datasets
 from cnnviz.models import DEFAULT_MODEL
-from cnnviz.ui import auth, sidebar, state
+from cnnviz.ui import auth, runtime, sidebar, state
 
 started = time.perf_counter()
+runtime.keep_keras_state_between_runs()  # Streamlit would empty TF's kernel cache and run a full GC after every run
 st.set_page_config(page_title="cnnviz", page_icon="🔎", layout="wide")
 auth.require_login()  # only when [auth] is in secrets.toml: anonymous visitors get a login button, nothing else
 state.init_defaults(DEFAULT_DATASET, DEFAULT_MODEL)

@@ -1,6 +1,6 @@
 """2-D maps of a layer's feature space: UMAP, with PCA as the instant fallback.
 
-UMAP's first ``fit_transform`` in a process spends ~20 s compiling numba code
+UMAP's first ``fit_transform`` in a process spends 15-60 s compiling numba code
 (0.9 s afterwards on 200 points): :func:`warm_up_umap` pays that once per
 server process in the background, and pages show PCA until UMAP is ready.
 """
@@ -119,7 +119,9 @@ def warm_up_umap() -> threading.Thread:
 
     def run():
         rng = np.random.default_rng(0)
-        project(rng.normal(size=(40, 8)).astype(np.float32), ProjectionConfig(n_neighbors=5))
+        # Above 4,096 rows UMAP finds neighbours with pynndescent, a second set of numba code: a tiny warm-up
+        # left that compile to the first real map (a 10,000-image map then took minutes, not seconds).
+        project(rng.normal(size=(4_200, 8)).astype(np.float32), ProjectionConfig(n_neighbors=5))
         _warm.set()
 
     t = threading.Thread(target=run, name="umap-warm-up", daemon=True)
