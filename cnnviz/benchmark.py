@@ -297,18 +297,27 @@ def reference_results(directory: Path = REFERENCE_DIR) -> list[dict]:
     return sorted(found, key=lambda r: r["date"], reverse=True)
 
 
+def _interval(value) -> list[float] | None:
+    """A stored [low, high] interval, or None (missing, or NaN where a table row lacks it)."""
+    return list(value) if isinstance(value, (list, tuple)) and len(value) == 2 else None
+
+
+def _half_width(value) -> float:
+    ci = _interval(value)
+    return (ci[1] - ci[0]) / 2 if ci else 0.0
+
+
 def accuracy_note(rows: Sequence[dict]) -> str | None:
     """Which images the measured accuracy figures used as queries, and their 95% intervals when sampled."""
-    sampled = [r for r in rows if r.get("mean_score_ci95")]
+    sampled = [r for r in rows if _interval(r.get("mean_score_ci95"))]
     if not sampled:
-        measured = [r["accuracy_queries"] for r in rows if r.get("accuracy_queries")]
+        measured = [int(q) for r in rows if isinstance(q := r.get("accuracy_queries"), (int, float)) and q == q and q > 0]
         return f"5-NN accuracy and mean search score: every one of the {max(measured):,} images as the query." if measured else None
-    widest = max(sampled, key=lambda r: r["mean_score_ci95"][1] - r["mean_score_ci95"][0])
-    score_half = (widest["mean_score_ci95"][1] - widest["mean_score_ci95"][0]) / 2
-    knn_half = max((r["knn_accuracy_ci95"][1] - r["knn_accuracy_ci95"][0]) / 2 for r in sampled if r.get("knn_accuracy_ci95"))
-    return (f"5-NN accuracy and mean search score: a seeded sample of {widest['accuracy_queries']:,} images as queries "
-            f"(95% intervals: mean score ± {score_half:.1f} or better, 5-NN accuracy ± {knn_half:.3f} or better; "
-            "columns mean_score_ci95 and knn_accuracy_ci95).")
+    widest = max(sampled, key=lambda r: _half_width(r.get("mean_score_ci95")))
+    knn_half = max(_half_width(r.get("knn_accuracy_ci95")) for r in sampled)
+    return (f"5-NN accuracy and mean search score: a seeded sample of {int(widest['accuracy_queries']):,} images as "
+            f"queries (95% intervals: mean score ± {_half_width(widest['mean_score_ci95']):.1f} or better, 5-NN accuracy "
+            f"± {knn_half:.3f} or better; columns mean_score_ci95 and knn_accuracy_ci95).")
 
 
 def advice(rows: Sequence[dict], accuracy: str = "knn_accuracy", latency: str = "latency_ms_b1_p50") -> list[str]:

@@ -160,3 +160,7 @@ def test_accuracy_note_says_which_queries_and_the_widest_interval():
     note = accuracy_note(sampled)
     assert "sample of 5,000" in note and "± 1.0 or better" in note and "± 0.010 or better" in note
     assert accuracy_note([{"accuracy_queries": None}]) is None  # speed only (unlabelled dataset)
+    nan = float("nan")  # what a page's DataFrame row holds for a model measured without a dataset
+    assert "185 images" in accuracy_note([{"accuracy_queries": 185, "mean_score_ci95": None},
+                                          {"accuracy_queries": nan, "mean_score_ci95": nan, "knn_accuracy_ci95": nan}])
+    assert "sample of 5,000" in accuracy_note([*sampled, {"accuracy_queries": nan, "mean_score_ci95": nan}])
