@@ -23,7 +23,7 @@ from .scoring import evaluate_retrieval
 log = logging.getLogger(__name__)
 
 KIND = "overview"  # a derived cache kind: the quota may evict it (it is recomputed on demand)
-OVERVIEW_VERSION = 2  # bump when what is stored below changes (2: UMAP starts from PCA)
+OVERVIEW_VERSION = 3  # bump when what is stored changes (2: UMAP starts from PCA; 3: rows beyond the fit placed by neighbours)
 
 
 def report_key(features_key: str, metric: str, p: float | None) -> str:

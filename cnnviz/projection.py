@@ -94,9 +94,36 @@ def project(features: np.ndarray, config: ProjectionConfig = ProjectionConfig())
     fitted = np.asarray(reducer.fit_transform(np.asarray(features[fit_rows], np.float32)), np.float32)
     if len(fit_rows) == len(features):
         return fitted
-    out = _in_chunks(features, lambda c: np.asarray(reducer.transform(c), np.float32))
-    out[fit_rows] = fitted  # the sample keeps its fitted position
+    return place_by_neighbours(features, fit_rows, fitted, config.metric, config.n_neighbors)
+
+
+def place_by_neighbours(features: np.ndarray, fit_rows: np.ndarray, fitted: np.ndarray, metric: str,
+                        k: int = 15, block: int = 4_096) -> np.ndarray:
+    """Every row's map position: the fitted rows keep theirs, the others go to the inverse-distance weighted mean
+    of their ``k`` nearest fitted rows (exact search in ``metric``).
+
+    UMAP's own ``transform`` starts from such a weighted mean and then refines it with optimisation epochs:
+    80 s per 5,000 rows on this 2-core VM (5,000 fitted Fashion-MNIST features), so a 1M-image map would take
+    hours; this placement needs one exact k-NN search of the other rows against the fitted sample.
+    """
+    from .search import ExactIndex
+
+    index = ExactIndex(np.asarray(features[fit_rows], np.float32), _PLACEMENT_METRICS.get(metric, "euclidean"))
+    out = np.empty((len(features), 2), np.float32)
+    out[fit_rows] = fitted
+    rest = np.setdiff1d(np.arange(len(features)), fit_rows)
+    k = min(k, len(fit_rows))
+    for start in range(0, len(rest), block):
+        rows = rest[start : start + block]
+        idx, dist = index.search(np.asarray(features[rows], np.float32), k)
+        weights = 1.0 / (np.maximum(dist, 0.0) + 1e-6)
+        out[rows] = (fitted[idx] * weights[..., None]).sum(axis=1) / weights.sum(axis=1, keepdims=True)
     return out
+
+
+# UMAP metric -> the exact search metric used to place rows outside the fitted sample (UMAP's minkowski is p = 2).
+_PLACEMENT_METRICS = {"cosine": "cosine", "euclidean": "euclidean", "manhattan": "manhattan",
+                      "chebyshev": "chebyshev", "minkowski": "euclidean"}
 
 
 def points_to_draw(n: int, keep: np.ndarray | list[int] = (), cap: int = MAP_MAX_POINTS, seed: int = 0) -> np.ndarray:

@@ -202,3 +202,17 @@ def test_points_to_draw_caps_and_keeps_the_query():
     assert len(points_to_draw(100, [5], cap=500)) == 100
     drawn = points_to_draw(100_000, [99_999, 3], cap=1000)
     assert 1000 <= len(drawn) <= 1002 and {99_999, 3} <= set(drawn.tolist())
+
+
+def test_rows_outside_the_fitted_sample_are_placed_by_their_nearest_fitted_rows():
+    from cnnviz.projection import place_by_neighbours
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[10.0] * 8, [-10.0] * 8], np.float32)
+    x = np.concatenate([c + rng.normal(size=(100, 8)).astype(np.float32) for c in centres])
+    fit_rows = np.r_[0:50, 100:150]
+    fitted = np.where(np.arange(100)[:, None] < 50, [5.0, 5.0], [-5.0, -5.0]).astype(np.float32)  # cluster A, B
+    fitted += rng.normal(scale=0.1, size=fitted.shape).astype(np.float32)
+    out = place_by_neighbours(x, fit_rows, fitted, "euclidean", k=10)
+    np.testing.assert_array_equal(out[fit_rows], fitted)  # the fitted rows keep their place
+    assert np.allclose(out[50:100], [5.0, 5.0], atol=0.5) and np.allclose(out[150:200], [-5.0, -5.0], atol=0.5)
