@@ -70,6 +70,8 @@ def test_adapt_page_in_a_real_browser(server, page):
     page.get_by_role("button", name="Train").click()
     page.get_by_text("Held-out mean search score").wait_for(timeout=300_000)
     page.get_by_text("The same held-out queries, before and after").wait_for(timeout=60_000)
+    # the side-by-side first extracts the adapted model's features of the dataset (a progress bar), then fills in
+    page.get_by_text("after · score").first.wait_for(timeout=180_000)
     body = page.inner_text("body")
     assert "+stamps: held-out search before and after" in body
     assert "held-out images" in body and "before · score" in body and "after · score" in body
