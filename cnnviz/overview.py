@@ -72,7 +72,3 @@ def load_projection(key: str) -> np.ndarray | None:
     hit = cache.load_arrays(KIND, key)
     return None if hit is None else hit[0]["points"]
 
-
-def has_view(key: str) -> bool:
-    """Whether a report or map is stored under ``key`` (no data read)."""
-    return cache.has_arrays(KIND, key)

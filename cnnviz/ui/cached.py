@@ -164,11 +164,10 @@ def map_view(model_name: str, dataset_ref: str, layer: str, pooling: str, method
 def _overview(key: str, stored, name: str, n: int, compute) -> tuple[object | None, BackgroundJob | None]:
     """A dataset view from memory or the disk cache; else computed here for small datasets, or in the shared
     background pool above :data:`BACKGROUND_ABOVE` images (merged across sessions) while the page stays usable."""
-    if overview.has_view(key):
-        value = stored(key)
-        if value is not None:
-            return value, None
-        stored.clear(key)  # evicted or corrupt between the check and the read
+    value = stored(key)  # a hit is served from memory: no disk read on a rerun
+    if value is not None:
+        return value, None
+    stored.clear(key)  # a miss must not be remembered: the job below fills the disk cache
     if n <= BACKGROUND_ABOVE:
         return compute(None), None
     return None, submit(("overview", key), name, compute)
