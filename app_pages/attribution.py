@@ -28,8 +28,8 @@ if source == "Upload":
     image, name = upload.getvalue(), upload.name
 else:
     query = st.session_state[state.QUERY]
-    item_id = st.selectbox("Dataset image", ds.ids, index=ds.ids.index(query) if query in ds.ids else 0, key="attr.item")
-    image, name = ds.items[ds.ids.index(item_id)].path.read_bytes(), item_id
+    item_id = st.selectbox("Dataset image", ds.ids, index=ds.index_of(query) if query in ds else 0, key="attr.item")
+    image, name = ds.items[ds.index_of(item_id)].path.read_bytes(), item_id
 key = attr.image_key(image)
 
 classifiers = [m for m in sidebar.semantic_models() if m in MODELS and MODELS[m].has_classifier]  # adapted: no classes

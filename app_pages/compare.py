@@ -23,7 +23,7 @@ if len(chosen) < 2:
 ref, ds = widgets.selected_dataset()
 
 query = st.session_state[state.QUERY]
-if query not in ds.ids:
+if query not in ds:
     st.info("Pick a query image: the same image is searched with every model.")
     with st.expander("Dataset images", expanded=True):
         image_gallery(ds, ref, key="compare")

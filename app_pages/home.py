@@ -23,7 +23,7 @@ except CnnvizError as exc:  # e.g. a broken image inside a folder dataset
 
 query = st.session_state[state.QUERY]
 results = st.container()  # always there, so the gallery below keeps its place (and its frame) when a query appears
-if query in ds.ids:
+if query in ds:
     with results:
         heading = st.empty()
         left, right = st.columns([1, 3])

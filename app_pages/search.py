@@ -51,14 +51,14 @@ query, uploaded = st.session_state[state.QUERY], st.session_state[state.UPLOAD]
 index = cached.search_index(model_name, ref, layer, metric, p, pooling)
 res = None
 crop = None  # a region of the query (drawn box), or the whole image
-if uploaded or query in ds.ids:
+if uploaded or query in ds:
     crop = region.region_box(uploaded[1] if uploaded else ds.items[ds.index_of(query)].path, "search", spec.input_size)
 try:
     if uploaded:
         res = region.search_with_region(lambda c: search_features(
             ds, feats, loaded, layer, None, metric, p, int(top_k), pooling, query_image=uploaded[1],
             query_name=uploaded[0], index=index, crop=c), crop)
-    elif query in ds.ids:
+    elif query in ds:
         res = region.search_with_region(lambda c: search_features(
             ds, feats, loaded, layer, query, metric, p, int(top_k), pooling, index=index, crop=c), crop)
 except CnnvizError as exc:

@@ -107,10 +107,10 @@ def restore_from_url(samples: list[str]) -> None:
             problems.append(f"metric {params['metric']!r}: not one of {', '.join(METRICS)}")
     if "query" in params:
         try:
-            ids = set(cached.dataset(st.session_state[DATASET]).ids)
+            known = params["query"] in cached.dataset(st.session_state[DATASET])
         except CnnvizError:
-            ids = set()
-        if params["query"] in ids:
+            known = False
+        if known:
             set_query(params["query"])
         else:
             problems.append(f"query {params['query']!r}: no such image in this dataset")
