@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 import streamlit as st
 
-from cnnviz.adapt import (ADAPTED_LAYER, DEFAULT_EPOCHS, DEFAULT_METHOD, EVAL_K, METHODS, POOLINGS, adapt, default_name,
-                          describe_adapted, find_entry, held_out_side_by_side)
+from cnnviz.adapt import (ADAPTED_LAYER, DEFAULT_METHOD, EVAL_K, FINETUNE, METHODS, POOLINGS, adapt, default_epochs,
+                          default_name, describe_adapted, find_entry, held_out_side_by_side)
 from cnnviz.models import MODELS
 from cnnviz.ui import cached, jobs, sidebar, widgets
 
@@ -14,7 +14,8 @@ st.title("Adapt — tune search to your own data")
 st.caption("Trains a projection of a model's frozen features on part of the labelled dataset (the sidebar's), then "
            f"measures search on the **held-out** images only, each searching among the other held-out images "
            f"(cosine, k = {EVAL_K}). The result is a new model (e.g. `efficientnet_lite0+stamps`) in the sidebar, "
-           "Search, Compare and Benchmark, and in the CLI. Base features come from the cache; nothing is re-extracted.")
+           "Search, Compare and Benchmark, and in the CLI. Base features come from the cache; nothing is re-extracted "
+           "(**finetune** also trains the model's last block: its input maps are extracted once, then cached).")
 
 ref, ds = widgets.selected_dataset()
 if not ds.labelled:
@@ -32,8 +33,14 @@ layer = c2.selectbox("Layer", ["all", *spec.all_layers], index=0, key="adapt.lay
                           "(measured best on the sample sets, docs/adapt.md). The frozen baseline is always the embedding.")
 method = c3.selectbox("Method", METHODS, index=METHODS.index(DEFAULT_METHOD), key="adapt.method",
                       help="lda: closed-form linear discriminant analysis. linear/mlp-LOSS: a linear or one-hidden-layer "
-                           "projection trained with supervised-contrastive (supcon), proxy or batch-hard triplet loss.")
-epochs = c4.number_input("Epochs", 1, 2000, DEFAULT_EPOCHS, key="adapt.epochs", disabled=method == "lda")
+                           "projection trained with supervised-contrastive (supcon), proxy or batch-hard triplet loss. "
+                           "finetune: a copy of the model's last block (EfficientNet-Lite: block7a + head conv) and an "
+                           "MLP trained together with supcon on the block's cached input maps (slow on a CPU, "
+                           "worth it on a GPU; docs/adapt.md).")
+epochs = c4.number_input("Epochs", 1, 2000, default_epochs(method), disabled=method == "lda",
+                         key="adapt.epochs" if method != FINETUNE else "adapt.epochs.finetune",
+                         help="finetune: epochs of block + head together, after a short head-only start"
+                         if method == FINETUNE else None)
 c5, c6, c8, c7 = st.columns([2, 1, 1, 3])
 holdout = c5.slider("Held out (share of each class)", 0.2, 0.8, 0.5, 0.05, key="adapt.holdout")
 seed = c6.number_input("Seed", 0, 10_000, 0, key="adapt.seed")
@@ -72,7 +79,11 @@ def start() -> None:
     st.session_state.pop("adapt.result", None)
 
 
-st.button("Train", type="primary", on_click=start, icon=":material/model_training:")
+blocked = method == FINETUNE and layer != "all"
+if blocked:
+    st.warning("finetune reads all the model's layers (the frozen ones and its trained last block): choose "
+               "**all layers** as the layer.")
+st.button("Train", type="primary", on_click=start, icon=":material/model_training:", disabled=blocked)
 if find_entry(name.strip() or default_name(model, ds.name)):
     st.caption(f"A saved adapted model named `{name}` exists: training replaces it.")
 

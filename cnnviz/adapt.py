@@ -43,9 +43,15 @@ KIND = "adapted"
 ADAPTED_LAYER = "adapted"
 ADAPT_VERSION = 1  # bump when training or the saved format changes
 LOSSES = ("proxy", "supcon", "triplet")
-METHODS = ("lda",) + tuple(f"{head}-{loss}" for head in ("linear", "mlp") for loss in LOSSES)
+FINETUNE = "finetune"  # the base model's last block + an MLP projection, trained (cnnviz.adapt_finetune)
+METHODS = ("lda",) + tuple(f"{head}-{loss}" for head in ("linear", "mlp") for loss in LOSSES) + (FINETUNE,)
 DEFAULT_METHOD = "mlp-supcon"  # best mean held-out gain over the 3 sample sets (docs/adapt.md)
 DEFAULT_EPOCHS = 150
+FINETUNE_EPOCHS = 40  # epochs of block + head together (after a short head-only start): ~1 s per 128 images here
+
+
+def default_epochs(method: str) -> int:
+    return FINETUNE_EPOCHS if method == FINETUNE else DEFAULT_EPOCHS
 DEFAULT_LAYER = "all"  # every tap of the base model, pooled, side by side (measured best: docs/adapt.md)
 POOLINGS = ("avg", "max")
 DEFAULT_POOLING = "max"  # max-pooled taps searched best after adapting (docs/adapt.md)
@@ -329,9 +335,11 @@ def fit_learned(x: np.ndarray, y: np.ndarray, head: str, loss: str, epochs: int,
 
 
 def parse_method(method: str) -> tuple[str, str]:
-    """``lda`` → ("lda", ""); ``linear-proxy`` → ("linear", "proxy")."""
+    """``lda`` → ("lda", ""); ``linear-proxy`` → ("linear", "proxy"); ``finetune`` → ("finetune", "supcon")."""
     if method not in METHODS:
         raise UnknownNameError(f"unknown adapt method {method!r}; choose one of: {', '.join(METHODS)}")
+    if method == FINETUNE:
+        return FINETUNE, "supcon"
     return ("lda", "") if method == "lda" else tuple(method.split("-", 1))  # type: ignore[return-value]
 
 
@@ -342,6 +350,8 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, method: str, epochs: int, seed
     ``blocks``: widths of the layers concatenated in ``x_train`` (each layer then weighs the same).
     """
     head, loss = parse_method(method)
+    if head == FINETUNE:
+        raise AdaptError("finetune trains the model's last block on its cached input maps: use adapt(), not fit()")
     if head == "lda":
         proj = fit_lda(x_train, y_train, None, seed)  # per-dimension standardisation: better for LDA (measured)
         if on_epoch:
@@ -435,7 +445,19 @@ def load_entry(name: str) -> tuple[Projection, dict]:
         raise UnknownNameError(f"no adapted model named {name!r}" + (f"; saved: {', '.join(known)}" if known else
                                "; create one with `python -m cnnviz adapt`"))
     arrays, meta = hit
-    return Projection.from_arrays(arrays), meta
+    return Projection.from_arrays({k: v for k, v in arrays.items() if not k.startswith("tail")}), meta
+
+
+def load_finetuned(name: str):
+    """The trained block and projection of a saved ``finetune`` model (npz arrays + sidecar; no pickle)."""
+    from .adapt_finetune import FineTuned
+
+    meta = find_entry(name)
+    hit = cache.load_arrays(KIND, meta["key"]) if meta else None
+    if hit is None or "tail" not in hit[1]:
+        raise UnknownNameError(f"no fine-tuned adapted model named {name!r}")
+    arrays, meta = hit
+    return FineTuned.from_arrays(arrays, meta["tail"]), meta
 
 
 def adapted_spec(name: str):
@@ -450,8 +472,11 @@ def adapted_spec(name: str):
     return dataclasses.replace(
         base, name=name, family=f"{base.family}, adapted", builder="adapted", embedding_layer=ADAPTED_LAYER,
         has_classifier=False, published_top1=None, published_cpu_ms=None,
-        weights_source=(f"{meta['model']} ({base.weights_source}) + {meta['method']} projection of `{meta['layer']}` ({meta.get('pooling', 'avg')}-pooled) "
-                        f"trained here on {meta['dataset']} ({meta['split']['train']} images)"),
+        weights_source=(f"{meta['model']} ({base.weights_source}) + "
+                        + (f"its last block from `{meta['tail']['tap']}` fine-tuned, with an MLP projection of its "
+                           f"layers ({meta.get('pooling', 'avg')}-pooled), " if "tail" in meta else
+                           f"{meta['method']} projection of `{meta['layer']}` ({meta.get('pooling', 'avg')}-pooled) ")
+                        + f"trained here on {meta['dataset']} ({meta['split']['train']} images)"),
         published_source="", keras_app="", keras_weights_file="")
 
 
@@ -464,6 +489,7 @@ class AdaptedSource:
     pooling: str
     projection: Projection = field(compare=False)
     key: str = ""
+    finetuned: Any = field(default=None, compare=False)  # adapt_finetune.FineTuned of a ``finetune`` model
 
 
 def build_adapted(spec, require_weights: bool = True):
@@ -477,12 +503,18 @@ def build_adapted(spec, require_weights: bool = True):
     from .workflows import get_model
 
     projection, meta = load_entry(spec.name)
+    finetuned = load_finetuned(spec.name)[0] if "tail" in meta else None
     base = get_model(meta["model"], require_weights)
     layers = tuple(entry_layers(meta))
     pool = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D}[meta["pooling"]]
+    outputs = {n: base.model.get_layer(n).output for n in layers}
+    if finetuned is not None:  # the trained copy of the last block, on the base graph's output at its input tap
+        from .adapt_finetune import keras_chain
+
+        outputs.update(keras_chain(base.model.get_layer(finetuned.tap).output, finetuned))
     pooled = []
     for i, n in enumerate(layers):
-        t = base.model.get_layer(n).output
+        t = outputs[n]
         pooled.append(pool(name=f"adapted_pool{i}")(t) if len(t.shape) == 4 else t)
     x = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="adapted_concat")(pooled)
     for i, (w, b) in enumerate(zip(projection.weights, projection.biases)):
@@ -494,7 +526,7 @@ def build_adapted(spec, require_weights: bool = True):
     model = keras.Model(base.model.inputs, x, name=re.sub(r"[^A-Za-z0-9_]", "_", spec.name))
     sha = hashlib.sha256(f"{base.weights_sha256}:{meta['key']}".encode()).hexdigest() if base.weights_sha256 else ""
     return _adapted_class()(spec, model, base.weights, sha,
-                            AdaptedSource(base, layers, meta["pooling"], projection, meta["key"]))
+                            AdaptedSource(base, layers, meta["pooling"], projection, meta["key"], finetuned))
 
 
 @functools.cache
@@ -533,7 +565,9 @@ def adapted_features(loaded, dataset, names: Sequence[str], pooling: str, **extr
     base = extract_features(src.base, dataset, wanted, pooling, **extract) if wanted else {}
     out = {}
     for n in names:
-        if n == ADAPTED_LAYER:
+        if n == ADAPTED_LAYER and src.finetuned is not None:
+            out[n] = _finetuned_features(src, dataset, **extract)
+        elif n == ADAPTED_LAYER:
             inputs = extract_features(src.base, dataset, list(src.base_layers), src.pooling, **extract)
             arr = np.empty((len(dataset.items), src.projection.dim), np.float32)
             for s0 in range(0, len(arr), 8192):  # chunks: the base matrices stay memory-mapped
@@ -546,10 +580,30 @@ def adapted_features(loaded, dataset, names: Sequence[str], pooling: str, **extr
     return out
 
 
+def _finetuned_features(src: AdaptedSource, dataset, **extract) -> np.ndarray:
+    """A fine-tuned model's features: the trained block run on the cached block-input maps, its taps pooled next
+    to the frozen taps' cached pooled features, then the projection (the network before the block never runs
+    again once the maps are cached)."""
+    from .adapt_finetune import block_input_maps
+    from .features import extract_features
+
+    ft = src.finetuned
+    frozen_taps = [n for n in src.base_layers if n not in ft.tail_taps]
+    frozen = extract_features(src.base, dataset, frozen_taps, src.pooling, **extract) if frozen_taps else {}
+    maps = block_input_maps(src.base, dataset, ft.tap, progress=extract.get("progress"))
+    arr = np.empty((len(dataset.items), ft.projection.dim), np.float32)
+    for s0 in range(0, len(arr), 2048):
+        rows = np.arange(s0, min(s0 + 2048, len(arr)))
+        fz = stack_layers(frozen, frozen_taps, rows)[0] if frozen_taps else np.zeros((len(rows), 0), np.float32)
+        arr[rows] = ft(fz, maps[rows])
+    arr.setflags(write=False)
+    return arr
+
+
 # --- the workflow --------------------------------------------------------------------------------------------
 
 def adapt(model: str, dataset: str | None = None, images: str | None = None, layer: str = DEFAULT_LAYER,
-          method: str = DEFAULT_METHOD, epochs: int = DEFAULT_EPOCHS, holdout: float = 0.5, seed: int = 0,
+          method: str = DEFAULT_METHOD, epochs: int | None = None, holdout: float = 0.5, seed: int = 0,
           name: str | None = None, progress: Progress | None = None,
           on_epoch: EpochCallback | None = None, save: bool = True, pooling: str = DEFAULT_POOLING) -> dict:
     """Train an adapted embedding on the training split and measure it on the held-out split.
@@ -558,6 +612,8 @@ def adapt(model: str, dataset: str | None = None, images: str | None = None, lay
     before: {mean_score, precision_at_k, knn_accuracy}, after: {…}, seconds, epochs, history, key}``;
     ``seconds`` is the training time alone (features come from the cache). ``before`` is always the base
     model's frozen embedding; the adapted embedding reads ``layer`` (``all``: every tap side by side).
+    ``epochs`` None: the method's default (:func:`default_epochs`). ``finetune`` also trains a copy of the
+    model's last block on its cached input maps (:mod:`cnnviz.adapt_finetune`); it reads all layers.
     """
     from .data import open_dataset
     from .features import extract_features
@@ -565,6 +621,10 @@ def adapt(model: str, dataset: str | None = None, images: str | None = None, lay
     from .workflows import get_model
 
     head, _ = parse_method(method)
+    epochs = default_epochs(method) if epochs is None else int(epochs)
+    if head == FINETUNE and layer != "all":
+        raise AdaptError("finetune reads all the model's layers (the frozen ones and its trained last block): "
+                         f"use --layer all, not {layer!r}")
     if head != "lda" and not 1 <= epochs <= 10_000:
         raise AdaptError(f"--epochs must be between 1 and 10000, got {epochs}")
     ds = open_dataset(dataset, images=images)
@@ -578,6 +638,12 @@ def adapt(model: str, dataset: str | None = None, images: str | None = None, lay
         raise AdaptError(f"unknown pooling {pooling!r}; choose one of: {', '.join(POOLINGS)}")
     layers = input_layers(loaded.spec, layer)
     emb = loaded.spec.embedding_layer
+    plan = None
+    if head == FINETUNE:
+        from . import adapt_finetune as F
+
+        plan = F.tail_plan(loaded)  # refused (FinetuneError) before any extraction if the block is not a chain
+        layers = list(plan.frozen_taps)  # pooled from the cache; the block's own taps come from the trained copy
     feats = extract_features(loaded, ds, list(dict.fromkeys(layers + [emb])), pooling, progress=progress)
     frozen = feats[emb] if pooling == "avg" else extract_features(loaded, ds, [emb], "avg")[emb]
     labels = np.asarray([str(v) for v in ds.labels], dtype=object)
@@ -590,16 +656,33 @@ def adapt(model: str, dataset: str | None = None, images: str | None = None, lay
     split.check_disjoint()
     x_train, blocks = stack_layers(feats, layers, split.train)
     y_train = labels[split.train]
-    t0 = time.perf_counter()
-    projection, history = fit(x_train, y_train, method, epochs, seed, on_epoch, blocks=blocks)
-    seconds = time.perf_counter() - t0
+    finetuned = None
+    if plan is not None:
+        maps = F.block_input_maps(loaded, ds, plan.tap, progress=progress)
+        t0 = time.perf_counter()
+        finetuned, history = F.fit_finetune(
+            x_train, maps[split.train], y_train, plan, F.chain_configs(loaded, plan),
+            [loaded.model.get_layer(n).get_weights() for n in plan.chain], F.map_shape(loaded, plan.tap), blocks,
+            pooling, epochs, seed, on_epoch)
+        seconds = time.perf_counter() - t0
+        projection = finetuned.projection
+        layers = layers + list(plan.tail_taps)
+        after_features = finetuned(stack_layers(feats, plan.frozen_taps, split.test)[0], maps[split.test])
+    else:
+        t0 = time.perf_counter()
+        projection, history = fit(x_train, y_train, method, epochs, seed, on_epoch, blocks=blocks)
+        seconds = time.perf_counter() - t0
+        after_features = projection(stack_layers(feats, layers, split.test)[0])
     before = held_out_scores(np.asarray(frozen[split.test], np.float32), labels[split.test])
-    after = held_out_scores(projection(stack_layers(feats, layers, split.test)[0]), labels[split.test])
+    after = held_out_scores(after_features, labels[split.test])
     ids = ds.ids
     digest = ds.digest()
     layer = layers[0] if len(layers) == 1 else "all" if layers == list(loaded.spec.layers) else ",".join(layers)
     config = {"layer": layer, "layers": layers, "pooling": pooling, "method": method, "epochs": epochs if head != "lda" else 0,
               "holdout": holdout, "seed": seed, "out_dim": projection.dim, "version": ADAPT_VERSION}
+    if finetuned is not None:
+        config["finetune"] = {"tap": plan.tap, "chain": list(plan.chain), "head_start_epochs": F.HEAD_START_EPOCHS,
+                              "tail_lr": F.TAIL_LR, "head_lr": F.HEAD_LR, "batch": F.BATCH, "maps": F.MAPS_VERSION}
     key = cache.make_key(KIND, identity=model_identity(loaded), dataset=digest, **config)
     result = {
         "name": name, "model": model, "layer": layer, "layers": layers, "pooling": pooling, "method": method,
@@ -609,9 +692,13 @@ def adapt(model: str, dataset: str | None = None, images: str | None = None, lay
         "before": before, "after": after, "seconds": seconds, "epochs": config["epochs"], "dim": projection.dim,
         "history": history, "key": key, "eval": {"metric": EVAL_METRIC, "k": EVAL_K},
     }
+    if finetuned is not None:
+        result["finetune"] = {"tap": plan.tap, "trained_layers": list(plan.chain),
+                              "head_start_epochs": F.HEAD_START_EPOCHS}
     result["replaced"] = False
     if save:
         meta = {**result, "config": config, "dataset_digest": digest, "version": ADAPT_VERSION,
+                **({"tail": finetuned.meta()} if finetuned is not None else {}),
                 "created": time.time(), "train_ids": [ids[i] for i in split.train],
                 "test_ids": [ids[i] for i in split.test]}
         for old in saved_entries():  # one entry per name: a re-adapt under the same name replaces it
@@ -620,7 +707,8 @@ def adapt(model: str, dataset: str | None = None, images: str | None = None, lay
                 if old["key"] != key:
                     for suffix in (".npz", ".json"):
                         cache.safe_remove(cache.entry_dir(KIND) / f"{old['key']}{suffix}")
-        cache.save_arrays(KIND, key, projection.to_arrays(), {**meta, "replaced": result["replaced"]})
+        arrays = finetuned.to_arrays() if finetuned is not None else projection.to_arrays()
+        cache.save_arrays(KIND, key, arrays, {**meta, "replaced": result["replaced"]})
         if result["replaced"]:  # a model built from the previous version must not be served again
             get_model.cache_clear()
     return result

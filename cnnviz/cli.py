@@ -446,7 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     p.set_defaults(func=cmd_bench_search)
 
-    from .adapt import DEFAULT_EPOCHS, DEFAULT_LAYER, DEFAULT_METHOD, DEFAULT_POOLING, METHODS as ADAPT_METHODS
+    from .adapt import DEFAULT_EPOCHS, DEFAULT_LAYER, DEFAULT_METHOD, DEFAULT_POOLING, FINETUNE_EPOCHS
+    from .adapt import METHODS as ADAPT_METHODS
     from .adapt import POOLINGS as ADAPT_POOLINGS
 
     p = sub.add_parser("adapt", help="train a search embedding for a labelled dataset (frozen features; held-out score)")
@@ -457,8 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pooling", choices=ADAPT_POOLINGS, default=DEFAULT_POOLING,
                    help=f"how each layer's feature map is pooled (default {DEFAULT_POOLING})")
     p.add_argument("--method", choices=ADAPT_METHODS, default=DEFAULT_METHOD,
-                   help=f"lda (closed form) or HEAD-LOSS: linear/mlp with proxy, supcon or triplet loss (default {DEFAULT_METHOD})")
-    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"training epochs (default {DEFAULT_EPOCHS}; lda: none)")
+                   help=f"lda (closed form), HEAD-LOSS: linear/mlp with proxy, supcon or triplet loss, or finetune: "
+                        f"the model's last block + an MLP, supcon (slow on a CPU; default {DEFAULT_METHOD})")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"training epochs (default {DEFAULT_EPOCHS}; finetune: {FINETUNE_EPOCHS} of block + head; lda: none)")
     p.add_argument("--holdout", type=float, default=0.5, help="share of each class held out for measuring (default 0.5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and of training (default 0)")
     p.add_argument("--name", help="name of the adapted model (default MODEL+DATASET, e.g. efficientnet_lite0+stamps)")

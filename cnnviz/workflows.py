@@ -445,5 +445,5 @@ def adapt(model: str, dataset: str | None = None, images: str | None = None, lay
 
     return adapt_module.adapt(model, dataset, images, layer or adapt_module.DEFAULT_LAYER,
                               method or adapt_module.DEFAULT_METHOD,
-                              adapt_module.DEFAULT_EPOCHS if epochs is None else epochs, holdout, seed, name, progress,
+                              epochs, holdout, seed, name, progress,  # epochs None: the method's default
                               pooling=pooling or adapt_module.DEFAULT_POOLING)
