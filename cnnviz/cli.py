@@ -442,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clusters", type=int, default=1000, help="classes in the synthetic data (default 1000)")
     p.add_argument("--spread", type=float, default=1.0, help="class width / centre distance (default 1.0; higher = harder)")
     p.add_argument("--index", choices=INDEX_KINDS, default="auto",
-                   help="auto (pca-ivf for cosine), ivf, pca-ivf (PCA + IVF, exact re-ranking) or hnsw (over PCA)")
+                   help="auto (hnsw for cosine and euclidean, else ivf), ivf, pca-ivf (PCA + IVF) or hnsw (over PCA); candidates are always ranked exactly")
     _add_json(p)
     p.set_defaults(func=cmd_bench_search)
 

@@ -104,7 +104,7 @@ def test_blockwise_exact_neighbours_equal_one_scan(monkeypatch):
 
 def test_backend_choice_by_size_and_metric(monkeypatch, isolated_cache):
     assert choose_backend(1_000, "cosine").kind == "exact"
-    assert choose_backend(2_000_000, "cosine").kind == "pca-ivf"
+    assert choose_backend(2_000_000, "cosine").kind == "hnsw"
     assert choose_backend(2_000_000, "chebyshev").kind == "ivf"  # FAISS METRIC_Linf, no exact fallback
     monkeypatch.setattr("cnnviz.ann.ANN_MIN_ROWS", 1_000)
     monkeypatch.setattr("cnnviz.ann.choose_backend", ann_backend)
