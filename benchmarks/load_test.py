@@ -5,7 +5,9 @@
 Starts the dashboard on 127.0.0.1, opens N headless Debian-chromium pages (one
 Streamlit session each; with ``--images`` each opens that folder through a link,
 its features precomputed) and has every page click random gallery images on Home for
-``--duration`` seconds. Latency = click → the browser shows the new result
+``--duration`` seconds, with ``--think`` seconds between a result and the next click (a seeded
+uniform pause of 0.5–1.5 × think: a person looks at the results; 0 = back to back, a saturation
+test). Latency = click → the browser shows the new result
 header ("Most similar to …"), so it includes the server run, the websocket
 and rendering. The first click of each page (cold caches) is not counted.
 For the ratio, the same is measured with 1 session first, in this run.
@@ -45,7 +47,7 @@ async def open_session(browser, url: str):
     return context, page, sheet
 
 
-async def click_loop(page, sheet, until: float, seed: int) -> tuple[list[float], list[float]]:
+async def click_loop(page, sheet, until: float, seed: int, think: float = 0.0) -> tuple[list[float], list[float]]:
     """(click → result shown, server script time as the app reports it in the sidebar) per click, in ms."""
     from cnnviz.gallery import PER_PAGE
 
@@ -67,10 +69,12 @@ async def click_loop(page, sheet, until: float, seed: int) -> tuple[list[float],
         await page.get_by_text("server time for this page").wait_for()
         text = await page.get_by_text("server time for this page").inner_text()
         server.append(float(re.search(r"(\d+) ms", text).group(1)))
+        if think:
+            await page.wait_for_timeout(1000 * think * rng.uniform(0.5, 1.5))
     return latencies[1:], server[1:]  # the first click warms this session's caches
 
 
-async def run(url: str, sessions: int, duration: float) -> list[tuple[list[float], list[float]]]:
+async def run(url: str, sessions: int, duration: float, think: float = 0.0) -> list[tuple[list[float], list[float]]]:
     """Open every session first, then let all of them click for ``duration`` seconds at once."""
     from playwright.async_api import async_playwright
 
@@ -79,7 +83,7 @@ async def run(url: str, sessions: int, duration: float) -> list[tuple[list[float
         # One after another: eight first renders at once on 2 cores measure chromium's start-up, not the clicks.
         opened = [await open_session(browser, url) for _ in range(sessions)]
         until = time.time() + duration
-        results = await asyncio.gather(*(click_loop(page, sheet, until, seed) for seed, (_, page, sheet) in enumerate(opened)))
+        results = await asyncio.gather(*(click_loop(page, sheet, until, seed, think) for seed, (_, page, sheet) in enumerate(opened)))
         await browser.close()
     return list(results)
 
@@ -102,6 +106,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", type=int, default=8)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of clicking per phase")
+    ap.add_argument("--think", type=float, default=0.0,
+                    help="mean seconds a user looks at results before the next click (0: back to back)")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--images", type=Path, help="an image folder (features precomputed) instead of the stamps sample")
     args = ap.parse_args()
@@ -113,13 +119,13 @@ def main() -> None:
     try:
         url = f"http://127.0.0.1:{port}/" + (f"?dataset={quote(str(images))}" if images else "")
         asyncio.run(run(url, 1, 15))  # server warm-up: model, features, index, thumbnails
-        single = summary(asyncio.run(run(url, 1, args.duration)))
-        many = summary(asyncio.run(run(url, args.sessions, args.duration)))
+        single = summary(asyncio.run(run(url, 1, args.duration, args.think)))
+        many = summary(asyncio.run(run(url, args.sessions, args.duration, args.think)))
     finally:
         server.terminate()
         server.wait(timeout=30)
     print(f"Home ({images or 'stamps'}): click a gallery image → results shown in the browser; {os.cpu_count()} CPU cores, "
-          "server and browsers on this machine")
+          f"server and browsers on this machine; think time {args.think:g} s")
     for label, r in (("1 session ", single), (f"{args.sessions} sessions", many)):
         if not r["clicks"]:
             print(f"  {label}: no click finished within the duration")
