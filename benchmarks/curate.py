@@ -1,7 +1,7 @@
 """Curation benchmark: injected label noise, injected duplicates, and the time for 10k images.
 
-    python benchmarks/curate.py [--sets stamps,emoji3d,fashion] [--seeds 0,1,2] [--model efficientnet_lite0] [--big DIR]
-                                [--json OUT]
+    python benchmarks/curate.py [--sets stamps,emoji3d,fashion] [--seeds 0,1,2] [--models efficientnet_lite0,efficientnet_lite2]
+                                [--big DIR] [--json OUT]
 
 - Label noise: each sample set is copied to a temp folder and 10% of its images (seeded; once per seed in
   ``--seeds``) are moved into another class's folder. Reported: precision and recall of the first N entries of
@@ -10,8 +10,10 @@
 - Duplicates: the set is copied again with 10 re-encoded + resized copies (JPEG quality 70, 80% size) and
   10 slightly cropped copies (4% off each side) of random images. Reported: the share of copies found as a
   near-duplicate of their original (any kind: exact, perceptual or features).
-- Time for a large folder (default /work/data/fashion-mnist-test, the Fashion-MNIST test set as PNGs) with its
-  features already cached: a fresh curation (``refresh``), features read from the cache. Skipped with a
+- Every experiment runs once per model in ``--models``; the summary table gives each set and model the mean
+  precision@N over the seeds and the duplicate recall.
+- Time for a large folder (default /work/data/fashion-mnist-test, the Fashion-MNIST test set as PNGs) with the first
+  model's features already cached: a fresh curation (``refresh``), features read from the cache. Skipped with a
   message when those features are not cached (computing them is `python -m cnnviz precompute`).
 
 Targets (issue #19): label-issue precision ≥ 0.6 at 10% noise; duplicate recall ≥ 0.9 for re-encoded copies.
@@ -157,40 +159,54 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sets", default="stamps,emoji3d,fashion")
     ap.add_argument("--seeds", default="0,1,2", help="label-noise seeds (duplicates use seed 0)")
-    ap.add_argument("--model", default="efficientnet_lite0")
+    ap.add_argument("--models", default="efficientnet_lite0,efficientnet_lite2", help="comma-separated; the large "
+                    "folder is timed with the first")
     ap.add_argument("--big", default="/work/data/fashion-mnist-test", help="a large folder with cached features ('' to skip)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     out = {"machine": f"{platform.node()} ({os.cpu_count()} CPUs)", "date": time.strftime("%Y-%m-%d"), "noise": [],
            "duplicates": [], "big": None, "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
+    models = args.models.split(",")
     with tempfile.TemporaryDirectory(prefix="cnnviz-curate-bench-") as tmp:
-        for name in args.sets.split(","):
-            for seed in (int(x) for x in args.seeds.split(",")):
-                out["noise"].append(noise_row(name, args.model, Path(tmp), seed))
-                print(json.dumps(out["noise"][-1]), flush=True)
-            out["duplicates"].append(duplicates_row(name, args.model, Path(tmp)))
-            print(json.dumps(out["duplicates"][-1]), flush=True)
+        for model in models:
+            for name in args.sets.split(","):
+                for seed in (int(x) for x in args.seeds.split(",")):
+                    out["noise"].append(noise_row(name, model, Path(tmp) / model, seed))
+                    print(json.dumps(out["noise"][-1]), flush=True)
+                out["duplicates"].append(duplicates_row(name, model, Path(tmp) / model))
+                print(json.dumps(out["duplicates"][-1]), flush=True)
     if args.big:
         out["load_avg_before_big"] = [round(x, 2) for x in os.getloadavg()]
-        out["big"] = big_row(Path(args.big), args.model)
+        out["big"] = big_row(Path(args.big), models[0])
         print(json.dumps(out["big"]), flush=True)
-    print("\n| set | seed | images | flipped (10%) | probe layers | precision@N | recall@N | flagged | precision (flagged) "
-          "| recall (flagged) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name in args.sets.split(","):
-        rows = [r for r in out["noise"] if r["set"] == name]
-        for r in rows:
-            print(f"| {name} | {r['seed']} | {r['images']} | {r['flipped']} | {', '.join(r['probe_layers'])} | "
-                  f"{r['precision_top_n']:.2f} | {r['recall_top_n']:.2f} | {r['flagged']} | {r['precision_flagged']:.2f} | "
-                  f"{r['recall_flagged']:.2f} |")
-        mean = {k: float(np.mean([r[k] for r in rows])) for k in
-                ("precision_top_n", "recall_top_n", "flagged", "precision_flagged", "recall_flagged")}
-        print(f"| {name} | mean | | | | **{mean['precision_top_n']:.2f}** | {mean['recall_top_n']:.2f} | {mean['flagged']:.1f} | "
-              f"{mean['precision_flagged']:.2f} | {mean['recall_flagged']:.2f} |")
-    print("\n| set | re-encoded + resized copies found | slightly cropped copies found |")
-    print("|---|---|---|")
+    print("\n| set | model | seed | images | flipped (10%) | probe layers | precision@N | recall@N | flagged | "
+          "precision (flagged) | recall (flagged) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    means = {}
+    for model in models:
+        for name in args.sets.split(","):
+            rows = [r for r in out["noise"] if r["set"] == name and r["model"] == model]
+            for r in rows:
+                print(f"| {name} | {model} | {r['seed']} | {r['images']} | {r['flipped']} | {', '.join(r['probe_layers'])} | "
+                      f"{r['precision_top_n']:.2f} | {r['recall_top_n']:.2f} | {r['flagged']} | "
+                      f"{r['precision_flagged']:.2f} | {r['recall_flagged']:.2f} |")
+            mean = {k: float(np.mean([r[k] for r in rows])) for k in
+                    ("precision_top_n", "recall_top_n", "flagged", "precision_flagged", "recall_flagged")}
+            means[name, model] = mean
+            print(f"| {name} | {model} | mean | | | | **{mean['precision_top_n']:.2f}** | {mean['recall_top_n']:.2f} | "
+                  f"{mean['flagged']:.1f} | {mean['precision_flagged']:.2f} | {mean['recall_flagged']:.2f} |")
+    print("\n| set | model | re-encoded + resized copies found | slightly cropped copies found |")
+    print("|---|---|---|---|")
     for r in out["duplicates"]:
-        print(f"| {r['set']} | {r['recall_reencoded']:.2f} {r['reencoded_found_by']} | {r['recall_cropped']:.2f} {r['cropped_found_by']} |")
+        print(f"| {r['set']} | {r['model']} | {r['recall_reencoded']:.2f} {r['reencoded_found_by']} | "
+              f"{r['recall_cropped']:.2f} {r['cropped_found_by']} |")
+    dups = {(r["set"], r["model"]): r for r in out["duplicates"]}
+    print(f"\nSummary (targets: precision@N >= 0.6, re-encoded recall >= 0.9; seeds {args.seeds}):\n")
+    print("| set | model | precision@N (mean) | re-encoded copies found | cropped copies found |")
+    print("|---|---|---|---|---|")
+    for (name, model), mean in means.items():
+        d = dups[name, model]
+        print(f"| {name} | {model} | {mean['precision_top_n']:.2f} | {d['recall_reencoded']:.2f} | {d['recall_cropped']:.2f} |")
     out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(f"\nload average (1, 5, 15 min): start {out['load_avg_start']}, end {out['load_avg_end']} on {os.cpu_count()} CPUs")
     if args.json:

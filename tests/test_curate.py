@@ -159,6 +159,18 @@ def test_probe_flags_flipped_labels_through_the_best_layer():
     assert set(np.argsort(score)[:3]) == {0, 12, 24}
 
 
+def test_flagged_label_issues_are_the_head_of_the_ranking():
+    """Every flagged image scores lower than every unflagged one (cleanlab's default filter breaks this)."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 30)
+    logits = rng.normal(size=(120, 4))
+    logits[np.arange(120), y] += 1.5
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    mask, score = C.label_issues(y, probs)
+    assert 0 < mask.sum() < len(y)
+    assert score[mask].max() <= score[~mask].min()
+
+
 def test_probe_feature_set_uses_only_cached_layers_unless_it_computes(monkeypatch):
     """Small dataset or chosen layer not cached: every layer in one pass; large and cached: cached layers + a note."""
     from types import SimpleNamespace
