@@ -7,11 +7,11 @@ is then trained together with an MLP projection with the supervised-contrastive 
 rows only. The projection reads the base model's frozen taps before the block (pooled, from the feature
 cache) and the trained block's taps (pooled), side by side, as ``--layer all`` does for the other methods.
 
-Training starts from the frozen block and an MLP head first trained on its frozen output (the same start as
-``mlp-supcon``), then trains block and head together for a few epochs with a small learning rate for the
-block. Batch normalisation keeps its ImageNet statistics (it is an affine layer here: only its scale and
-shift train), so the trained block computes the same in TensorFlow training, in NumPy-free serving from
-cached maps and in the Keras graph that serves uploaded queries.
+Training starts from the frozen block and an MLP head trained briefly on its frozen output (20 epochs: a
+head trained to convergence leaves the block no gradient), then trains block and head together with a
+smaller learning rate for the block. Batch normalisation keeps its ImageNet statistics (an affine layer
+here: only its scale and shift train), so the trained block computes the same in training, when serving
+dataset features from the cached maps and in the Keras graph that serves uploaded queries.
 
 The block is run here as plain TensorFlow ops translated from the Keras layers (Conv2D, DepthwiseConv2D,
 BatchNormalization, ReLU), independent of the Keras backend; a model whose last block is not such a chain
@@ -20,7 +20,6 @@ is refused with a message.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
