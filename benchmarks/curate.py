@@ -206,7 +206,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for (name, model), mean in means.items():
         d = dups[name, model]
-        print(f"| {name} | {model} | {mean['precision_top_n']:.2f} | {d['recall_reencoded']:.2f} | {d['recall_cropped']:.2f} |")
+        print(f"| {name} | {model} | {mean['precision_top_n']:.3f} | {d['recall_reencoded']:.2f} | {d['recall_cropped']:.2f} |")
     out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(f"\nload average (1, 5, 15 min): start {out['load_avg_start']}, end {out['load_avg_end']} on {os.cpu_count()} CPUs")
     if args.json:
