@@ -49,9 +49,6 @@ DEFAULT_METHOD = "mlp-supcon"  # best mean held-out gain over the 3 sample sets 
 DEFAULT_EPOCHS = 150
 FINETUNE_EPOCHS = 40  # epochs of block + head together (after a short head-only start): ~1 s per 128 images here
 
-
-def default_epochs(method: str) -> int:
-    return FINETUNE_EPOCHS if method == FINETUNE else DEFAULT_EPOCHS
 DEFAULT_LAYER = "all"  # every tap of the base model, pooled, side by side (measured best: docs/adapt.md)
 POOLINGS = ("avg", "max")
 DEFAULT_POOLING = "max"  # max-pooled taps searched best after adapting (docs/adapt.md)
@@ -144,6 +141,25 @@ class Projection:
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Projection:
         n = len([k for k in arrays if k.startswith("w")])
         return cls([arrays[f"w{i}"] for i in range(n)], [arrays[f"b{i}"] for i in range(n)])
+
+
+def default_epochs(method: str) -> int:
+    """Training epochs of a method when none are given (``finetune``: epochs of block + head together)."""
+    return FINETUNE_EPOCHS if method == FINETUNE else DEFAULT_EPOCHS
+
+
+def adamw_update(params, grads, moments, t, lrs: Sequence[float], weight_decay: float) -> None:
+    """One AdamW step (β 0.9 / 0.999, ε 1e-7, decoupled weight decay) written out in TensorFlow, so training
+    does not depend on the Keras backend (which may be JAX). ``moments``: a (m, v) pair of variables per
+    parameter; ``t``: the step counter variable; ``lrs``: a learning rate per parameter."""
+    import tensorflow as tf
+
+    t.assign_add(1.0)
+    for var, g, lr, (m, v) in zip(params, grads, lrs, moments):
+        m.assign(0.9 * m + 0.1 * g)
+        v.assign(0.999 * v + 0.001 * tf.square(g))
+        m_hat, v_hat = m / (1.0 - tf.pow(0.9, t)), v / (1.0 - tf.pow(0.999, t))
+        var.assign_sub(lr * (m_hat / (tf.sqrt(v_hat) + 1e-7) + weight_decay * var))
 
 
 def _standardizer(x: np.ndarray, blocks: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -293,7 +309,6 @@ def fit_learned(x: np.ndarray, y: np.ndarray, head: str, loss: str, epochs: int,
     proxies = tf.Variable(centres)
     params = ws + bs + ([proxies] if loss == "proxy" else [])
     loss_of = _loss_fn(loss, len(classes))
-    # AdamW written out in TensorFlow: independent of the Keras backend (which may be JAX).
     moments = [(tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v))) for v in params]
     t = tf.Variable(0.0)
 
@@ -306,13 +321,7 @@ def fit_learned(x: np.ndarray, y: np.ndarray, head: str, loss: str, epochs: int,
                 if i < len(ws) - 1:
                     h = tf.nn.relu(h)
             value = loss_of(tf.math.l2_normalize(h, axis=1), yb, proxies)
-        grads = tape.gradient(value, params)
-        t.assign_add(1.0)
-        for var, g, (m, v) in zip(params, grads, moments):
-            m.assign(0.9 * m + 0.1 * g)
-            v.assign(0.999 * v + 0.001 * tf.square(g))
-            m_hat, v_hat = m / (1.0 - tf.pow(0.9, t)), v / (1.0 - tf.pow(0.999, t))
-            var.assign_sub(lr * (m_hat / (tf.sqrt(v_hat) + 1e-7) + weight_decay * var))
+        adamw_update(params, tape.gradient(value, params), moments, t, [lr] * len(params), weight_decay)
         return value
 
     history = []
@@ -437,26 +446,29 @@ def find_entry(name: str) -> dict | None:
     return next((m for m in saved_entries() if m["name"] == name), None)
 
 
-def load_entry(name: str) -> tuple[Projection, dict]:
+def _saved_arrays(name: str) -> tuple[dict[str, np.ndarray], dict]:
+    """The saved arrays and sidecar of an adapted model (npz + JSON; no pickle)."""
     meta = find_entry(name)
     hit = cache.load_arrays(KIND, meta["key"]) if meta else None
     if hit is None:
         known = adapted_names()
         raise UnknownNameError(f"no adapted model named {name!r}" + (f"; saved: {', '.join(known)}" if known else
                                "; create one with `python -m cnnviz adapt`"))
-    arrays, meta = hit
-    return Projection.from_arrays({k: v for k, v in arrays.items() if not k.startswith("tail")}), meta
+    return hit
+
+
+def load_entry(name: str) -> tuple[Projection, dict]:
+    arrays, meta = _saved_arrays(name)
+    return Projection.from_arrays(arrays), meta  # reads w*/b*: a fine-tuned block's tail* arrays are not read
 
 
 def load_finetuned(name: str):
-    """The trained block and projection of a saved ``finetune`` model (npz arrays + sidecar; no pickle)."""
+    """The trained block and projection of a saved ``finetune`` model."""
     from .adapt_finetune import FineTuned
 
-    meta = find_entry(name)
-    hit = cache.load_arrays(KIND, meta["key"]) if meta else None
-    if hit is None or "tail" not in hit[1]:
+    arrays, meta = _saved_arrays(name)
+    if "tail" not in meta:
         raise UnknownNameError(f"no fine-tuned adapted model named {name!r}")
-    arrays, meta = hit
     return FineTuned.from_arrays(arrays, meta["tail"]), meta
 
 
@@ -500,10 +512,12 @@ def build_adapted(spec, require_weights: bool = True):
 
     import keras
 
+    from .adapt_finetune import FineTuned
     from .workflows import get_model
 
-    projection, meta = load_entry(spec.name)
-    finetuned = load_finetuned(spec.name)[0] if "tail" in meta else None
+    arrays, meta = _saved_arrays(spec.name)  # read once: the projection and, if fine-tuned, the block
+    projection = Projection.from_arrays(arrays)
+    finetuned = FineTuned.from_arrays(arrays, meta["tail"]) if "tail" in meta else None
     base = get_model(meta["model"], require_weights)
     layers = tuple(entry_layers(meta))
     pool = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D}[meta["pooling"]]

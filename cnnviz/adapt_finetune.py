@@ -28,7 +28,6 @@ import numpy as np
 from . import cache
 from .errors import CnnvizError
 
-FINETUNE = "finetune"
 MAPS_VERSION = 1  # bump when the cached block-input maps change
 HEAD_START_EPOCHS = 20  # then block + head together (a fully trained head leaves the block no gradient)
 TAIL_LR, HEAD_LR = 3e-4, 1e-3
@@ -228,7 +227,7 @@ class FineTuned:
         for i in range(len(configs)):
             n = len([k for k in arrays if k.startswith(f"tail{i}_")])
             weights.append([arrays[f"tail{i}_{j}"] for j in range(n)])
-        proj = Projection.from_arrays({k: v for k, v in arrays.items() if not k.startswith("tail")})
+        proj = Projection.from_arrays(arrays)  # reads w*/b* only
         return cls(configs, weights, list(tail_meta["tail_taps"]), tail_meta["pooling"],
                    tuple(tail_meta["map_shape"]), proj, tail_meta["tap"])
 
@@ -329,7 +328,7 @@ def fit_finetune(frozen: np.ndarray, maps: np.ndarray, y: np.ndarray, plan: Tail
     import tensorflow as tf
 
     tap, tail_taps = plan.tap, plan.tail_taps
-    from .adapt import Projection, _loss_fn, _standardizer, fit_learned
+    from .adapt import Projection, _loss_fn, _standardizer, adamw_update, fit_learned
 
     y = np.asarray(y)
     _, y_idx = np.unique(y, return_inverse=True)
@@ -373,13 +372,7 @@ def fit_finetune(frozen: np.ndarray, maps: np.ndarray, y: np.ndarray, plan: Tail
             h = tf.nn.relu(tf.matmul((x - mean_t) / scale_t, hw[0]) + hb[0])
             h = tf.matmul(h, hw[1]) + hb[1]
             value = loss_of(tf.math.l2_normalize(h, axis=1), yb, None)
-        grads = tape.gradient(value, params)
-        t.assign_add(1.0)
-        for var, g, lr, (m, v) in zip(params, grads, lrs, moments):
-            m.assign(0.9 * m + 0.1 * g)
-            v.assign(0.999 * v + 0.001 * tf.square(g))
-            m_hat, v_hat = m / (1.0 - tf.pow(0.9, t)), v / (1.0 - tf.pow(0.999, t))
-            var.assign_sub(lr * (m_hat / (tf.sqrt(v_hat) + 1e-7) + weight_decay * var))
+        adamw_update(params, tape.gradient(value, params), moments, t, lrs, weight_decay)
         return value
 
     rng = np.random.default_rng(seed)
