@@ -1,12 +1,11 @@
 """Search (advanced): layer, metric, pooling and top-k; scores per class; a UMAP map of the features."""
 
-import pandas as pd
 import streamlit as st
 
 from cnnviz.data.images import UPLOAD_TYPES
 from cnnviz.errors import CnnvizError
 from cnnviz.features import POOLINGS
-from cnnviz.projection import FIT_MAX, points_to_draw, umap_metric, umap_ready
+from cnnviz.projection import FIT_MAX, umap_metric, umap_ready
 from cnnviz.scoring import DEFAULT_K, SCORE_K, figure_text, figures_note
 from cnnviz.search import METRICS
 from cnnviz.ui import cached, charts, curation, region, state, widgets
@@ -103,18 +102,15 @@ if view.job is not None:
     widgets.job_progress(view.job, f"Fitting the {view.asked.upper()} map" + (" (PCA meanwhile)" if view.points is not None else ""))
 if view.points is None:
     st.stop()
-method, points = view.method, view.points
+method = view.method
 roles = {h.id: "result" for h in res.hits} if res else {}
 if res and res.in_dataset:
     roles[res.query_id] = "query"
-drawn = points_to_draw(len(ds.ids), [ds.index_of(i) for i in roles])
-ids, labels = [ds.ids[i] for i in drawn], [ds.labels[i] or "-" for i in drawn]
-df = pd.DataFrame({"x": points[drawn, 0], "y": points[drawn, 1], "id": ids, "label": labels,
-                   "role": [roles.get(i, "other") for i in ids], "image": cached.thumbnail_uris(ref, tuple(drawn.tolist()))})
-if len(drawn) < len(ds.ids):
+map_spec, n_drawn = cached.feature_map_spec(model_name, ref, layer, pooling, view, roles,
+                                            f"{method.upper()} of {model_name} · {layer} ({pooling})")
+if n_drawn < len(ds.ids):
     st.caption(f"{len(ds.ids):,} images: the projection was fitted on a sample of {FIT_MAX:,} and applied to the rest; "
-               f"the map draws {len(drawn):,} of them (a random sample plus the query and its results).")
-st.altair_chart(charts.feature_map(df, f"{method.upper()} of {model_name} · {layer} ({pooling})"),
-                width="stretch", on_select=lambda: state.set_query_from_map("search.map", charts.MAP_SELECTION, ds.ids),
-                key="search.map")
+               f"the map draws {n_drawn:,} of them (a random sample plus the query and its results).")
+st.vega_lite_chart(map_spec, width="stretch", key="search.map",
+                   on_select=lambda: state.set_query_from_map("search.map", charts.MAP_SELECTION, ds.ids))
 st.caption("Hover a point to see the image; click it to make it the query. Big outlined point: the query; outlined: its results.")

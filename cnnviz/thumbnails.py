@@ -62,13 +62,20 @@ def thumbnail_bytes(path: str | os.PathLike, size: int = 128) -> bytes:
     return thumbnail_path(path, size).read_bytes()
 
 
-def _uri(path: str, size: int) -> str:
+def _memoised_uri(path: str, size: int) -> str | None:
     memo = (content_digest(path), size)
     with _LOCK:
         hit = _URIS.get(memo)
         if hit is not None:
             _URIS.move_to_end(memo)
-            return hit
+        return hit
+
+
+def _uri(path: str, size: int) -> str:
+    hit = _memoised_uri(path, size)
+    if hit is not None:
+        return hit
+    memo = (content_digest(path), size)
     uri = "data:image/jpeg;base64," + base64.b64encode(thumbnail_bytes(path, size)).decode()
     with _LOCK:
         _URIS[memo] = uri
@@ -83,7 +90,13 @@ def data_uris(paths: Sequence[str | os.PathLike], size: int = 64, workers: int =
     Only these images are read; misses are encoded on a few threads (PIL releases the GIL).
     """
     names = [str(p) for p in paths]
-    if len(names) < 32:
-        return [_uri(n, size) for n in names]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda n: _uri(n, size), names))
+    uris = [_memoised_uri(n, size) for n in names]  # a thread per image would cost more than a memo hit
+    missing = [i for i, u in enumerate(uris) if u is None]
+    if len(missing) < 32:
+        found = [_uri(names[i], size) for i in missing]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            found = list(pool.map(lambda i: _uri(names[i], size), missing))
+    for i, uri in zip(missing, found):
+        uris[i] = uri
+    return uris

@@ -140,6 +140,36 @@ def test_main_flow_in_a_real_browser(server, page):
     page.screenshot(path=str(ARTIFACTS / "compare.png"))
 
 
+def test_search_map_shows_thumbnails_on_hover_and_a_click_makes_the_query(server, page):
+    """The map is drawn from a cached Vega-Lite spec with Arrow data: hovering a point shows its thumbnail,
+    clicking it makes that image the query."""
+    page.goto(server + "/search")
+    page.get_by_text("Hover a point to see the image").wait_for(timeout=300_000)
+    canvas = page.locator("[data-testid='stVegaLiteChart'] canvas").last
+    canvas.wait_for(timeout=60_000)
+    canvas.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    box = canvas.bounding_box()
+    tooltip = page.locator("#vg-tooltip-element")
+    hit = None
+    for fy in [i / 24 for i in range(2, 23)]:  # scan the plot until the mouse is over a point
+        for fx in [i / 24 for i in range(2, 23)]:
+            x, y = box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+            page.mouse.move(x, y)
+            page.wait_for_timeout(40)
+            if tooltip.count() and tooltip.is_visible() and tooltip.locator("img").count():
+                hit = (x, y, tooltip.inner_text())
+                break
+        if hit:
+            break
+    assert hit, "no point on the map showed a tooltip with a thumbnail"
+    assert tooltip.locator("img").first.evaluate("i => i.src.startsWith('data:image/jpeg')")
+    image_id = next(line.split("\t")[-1].strip() for line in hit[2].splitlines() if line.startswith("file"))
+    page.mouse.click(hit[0], hit[1])
+    page.get_by_text(f"Results for {image_id}").wait_for(timeout=120_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
 def test_attribution_page_in_a_real_browser(server, page):
     """Fast overlays appear first; LIME and SHAP fill in from their background jobs without a click."""
     page.goto(server + "/attribution")

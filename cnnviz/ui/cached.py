@@ -17,6 +17,7 @@ from ..data import ImageDataset, dataset_fingerprint, open_dataset
 from ..features import extract_features, feature_key, layer_infos
 from ..models.build import LoadedModel
 from ..projection import ProjectionConfig, umap_ready, warm_up_umap
+from . import charts
 from .jobs import BackgroundJob, submit
 
 # Dataset views (report, map) of more images than this are computed in the background job pool. The report
@@ -213,6 +214,29 @@ def thumbnail_uris(dataset_ref: str, indices: tuple[int, ...], size: int = 64) -
 
     items = dataset(dataset_ref).items
     return data_uris([items[i].path for i in indices], size)
+
+
+def feature_map_spec(model_name: str, dataset_ref: str, layer: str, pooling: str, view: MapView,
+                     roles: dict[str, str], title: str) -> tuple[dict, int]:
+    """The map's Vega-Lite spec (see :func:`charts.feature_map_spec`) and how many points it draws, built once
+    per (view, query and results) for every session; a copy to hand to ``st.vega_lite_chart``."""
+    spec, drawn = _feature_map_spec(model_name, dataset_ref, dataset_digest(dataset_ref), layer, pooling, view.method,
+                                    view.asked, tuple(sorted(roles.items())), title, view.points)
+    return charts.fresh_spec(spec), drawn
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _feature_map_spec(model_name: str, dataset_ref: str, digest: str, layer: str, pooling: str, method: str,
+                      asked: str, roles: tuple[tuple[str, str], ...], title: str, _points: np.ndarray) -> tuple[dict, int]:
+    from ..projection import points_to_draw
+
+    ds = dataset(dataset_ref)
+    role_of = dict(roles)
+    drawn = points_to_draw(len(ds.ids), [ds.index_of(i) for i in role_of])
+    ids = [ds.ids[i] for i in drawn]
+    df = pd.DataFrame({"x": _points[drawn, 0], "y": _points[drawn, 1], "id": ids, "label": [ds.labels[i] or "-" for i in drawn],
+                       "role": [role_of.get(i, "other") for i in ids], "image": thumbnail_uris(dataset_ref, tuple(drawn.tolist()))})
+    return charts.feature_map_spec(df, title), len(drawn)
 
 
 def featureviz_job(model_name: str, layer: str, channels: tuple[int, ...], steps: int):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import altair as alt
 import pandas as pd
+import pyarrow as pa
 
 MAP_SELECTION = "picked"
 
@@ -33,7 +36,7 @@ def feature_map(df: pd.DataFrame, title: str) -> alt.Chart:
     pick = alt.selection_point(name=MAP_SELECTION, fields=["id"], on="click", toggle=False)
     base = alt.Chart(df).encode(
         x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
-        tooltip=[alt.Tooltip("id:N", title="image"), alt.Tooltip("label:N", title="class"), "image"],
+        tooltip=[alt.Tooltip("id:N", title="file"), alt.Tooltip("label:N", title="class"), alt.Tooltip("image:N")],
     )
     points = base.mark_circle(opacity=0.85).encode(
         color=alt.Color("label:N", title="class", legend=alt.Legend(orient="right")),
@@ -42,6 +45,34 @@ def feature_map(df: pd.DataFrame, title: str) -> alt.Chart:
         strokeWidth=alt.condition("datum.role == 'query'", alt.value(3), alt.value(1)),
     ).add_params(pick)
     return points.properties(title=title, height=460)
+
+
+def arrow_ipc(df: pd.DataFrame) -> bytes:
+    """A frame as Arrow IPC stream bytes, the form Streamlit sends a chart's named dataset in."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def feature_map_spec(df: pd.DataFrame, title: str) -> dict:
+    """:func:`feature_map` as a Vega-Lite dict whose dataset is already Arrow bytes, for ``st.vega_lite_chart``.
+
+    Built once per view and cached: ``st.altair_chart`` would validate the spec, convert the 5,000 rows (with
+    their ~10 MB of thumbnail data URIs) to Arrow and hash them on every rerun, 0.5–1 s of server time a run
+    at 10k–70k images (py-spy). Pass :func:`fresh_spec` of it to Streamlit, which edits the dict it gets.
+    """
+    spec = feature_map(df.head(0), title).to_dict()
+    spec["datasets"] = {spec["data"]["name"]: arrow_ipc(df)}
+    spec["usermeta"] = {"embedOptions": {"renderer": "canvas"}}  # what Streamlit picks above 2,000 points anyway
+    return spec
+
+
+def fresh_spec(spec: dict) -> dict:
+    """A copy Streamlit may edit (it pops the datasets and patches the spec); the Arrow bytes are shared."""
+    small = copy.deepcopy({k: v for k, v in spec.items() if k != "datasets"})
+    return {**small, "datasets": dict(spec.get("datasets", {}))}
 
 
 def score_heatmap(df: pd.DataFrame, metric: str) -> alt.Chart:

@@ -1,0 +1,37 @@
+"""The feature map's prebuilt Vega-Lite spec: data as Arrow bytes, a copy per draw, distinct tooltip fields."""
+
+import pandas as pd
+import pyarrow as pa
+
+from cnnviz.ui import charts
+
+
+def _frame(n: int = 5) -> pd.DataFrame:
+    return pd.DataFrame({"x": range(n), "y": range(n), "id": [f"c/{i}.png" for i in range(n)], "label": ["c"] * n,
+                         "role": ["query"] + ["other"] * (n - 1), "image": [f"data:image/jpeg;base64,{i}" for i in range(n)]})
+
+
+def test_spec_carries_every_row_as_arrow_bytes_and_the_click_selection():
+    df = _frame()
+    spec = charts.feature_map_spec(df, "UMAP")
+    (name, data), = spec["datasets"].items()
+    assert spec["data"] == {"name": name}
+    table = pa.ipc.open_stream(data).read_all().to_pandas()
+    pd.testing.assert_frame_equal(table, df)
+    assert [p["name"] for p in spec["params"]] == [charts.MAP_SELECTION]
+
+
+def test_tooltip_fields_do_not_collide():
+    """vega-tooltip draws a field titled "image" as a picture: the file id must not be titled so."""
+    spec = charts.feature_map_spec(_frame(), "UMAP")
+    titles = [t.get("title", t["field"]) for t in spec["encoding"]["tooltip"]]
+    assert titles.count("image") == 1 and len(set(titles)) == len(titles)
+
+
+def test_fresh_spec_is_a_copy_streamlit_may_edit():
+    spec = charts.feature_map_spec(_frame(), "UMAP")
+    copy = charts.fresh_spec(spec)
+    copy.pop("datasets")
+    copy["encoding"]["x"]["title"] = "changed"
+    assert "datasets" in spec and spec["encoding"]["x"].get("title") != "changed"
+    assert charts.fresh_spec(spec)["datasets"] == spec["datasets"]
