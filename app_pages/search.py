@@ -96,7 +96,7 @@ method = st.radio("Projection", ["umap", "pca"], horizontal=True, key="search.pr
                   format_func=str.upper, help=f"UMAP with the {umap_metric(metric)} metric, or the top-2 principal components")
 view = cached.map_view(model_name, ref, layer, pooling, method, umap_metric(metric))
 if view.compiling:
-    st.info("UMAP is compiling its numba code (first use in this server process, about 30 s); showing PCA meanwhile.")
+    st.info("UMAP is compiling its numba code (first use in this server process: about a minute on 2 CPU cores); showing PCA meanwhile.")
     widgets.rerun_when(umap_ready)
 if view.job is not None:
     widgets.job_progress(view.job, f"Fitting the {view.asked.upper()} map" + (" (PCA meanwhile)" if view.points is not None else ""))

@@ -1,0 +1,48 @@
+"""The Search page alone: new tabs of one browser open /search?dataset=DIR until every part is final.
+
+    python benchmarks/search_page.py --images DIR [--repeats 5]
+
+A shorter run than ``ui_scale.py`` for the page that costs the most: the same server, readiness check
+(dataset figures, the UMAP map drawn, the gallery sheet loaded) and features-precomputed rule. The first tab
+is cold (the map and figures are computed or read from disk); p50/p95 are over the later tabs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from urllib.parse import quote
+
+from ui_scale import CHROMIUM, _new_sessions, _search_ready, check_features, free_port, rss_mb, start_server
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", required=True, type=Path, help="an ImageFolder whose features are precomputed")
+    ap.add_argument("--model", default="efficientnet_lite0")
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    images = args.images.expanduser().resolve()
+    ids = check_features(images, args.model)
+    port = free_port()
+    server = start_server(port, images.parent)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            result, _ = _new_sessions(context.new_page, f"http://127.0.0.1:{port}/search?dataset={quote(str(images))}",
+                                      _search_ready, args.repeats + 1, close=lambda pg: pg.close())
+        rss = rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    cold, b, s = result["cold"], result["browser"], result["server"]
+    print(f"{images} ({len(ids):,} images), {args.model}: Search page ready in a new tab, {args.repeats} warm repeats")
+    print(f"cold {cold['browser_ms'] / 1000:.2f} s; browser p50 {b['p50'] / 1000:.2f} s, p95 {b['p95'] / 1000:.2f} s; "
+          f"server p50 {s['p50'] / 1000:.2f} s, p95 {s['p95'] / 1000:.2f} s; server RSS {rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
