@@ -11,6 +11,7 @@ image-preparation and library versions).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -233,7 +234,11 @@ def _compute_chunked(loaded, dataset, layers, pooling, batch_size, progress, key
             for layer in layers:
                 outs[layer][s : s + len(arrays[layer])] = arrays[layer]
     result = {layer: cache.load_matrix("features", keys[layer]) for layer in layers}
-    cache.safe_remove(cache.entry_dir(chunk_kind))
+    try:
+        cache.safe_remove(cache.entry_dir(chunk_kind))
+    except OSError as exc:  # another process computing the same key wrote a chunk meanwhile: it cleans up after itself
+        if exc.errno != errno.ENOTEMPTY:
+            raise
     return result
 
 
