@@ -18,10 +18,19 @@ st.caption("Suspected label errors come from cleanlab on out-of-fold probabiliti
 
 model_name, ref, loaded, ds = widgets.selected_model_and_dataset()
 spec = loaded.spec
-layer = st.selectbox("Layer", list(spec.all_layers), index=len(spec.all_layers) - 1, key="quality.layer",
-                     format_func=lambda n: f"{n} (embedding)" if n == spec.embedding_layer else n)
+c_layer, c_probe = st.columns([1, 2])
+layer = c_layer.selectbox("Layer", list(spec.all_layers), index=len(spec.all_layers) - 1, key="quality.layer",
+                          format_func=lambda n: f"{n} (embedding)" if n == spec.embedding_layer else n)
+others = curation.probe_model_choices(model_name)
+if any(m not in others for m in st.session_state.get(curation.PROBE_MODELS) or ()):  # the model changed since
+    st.session_state[curation.PROBE_MODELS] = [m for m in st.session_state[curation.PROBE_MODELS] if m in others]
+probe_models = c_probe.multiselect(
+    "Also ask these models about labels", others, key=curation.PROBE_MODELS,
+    help="Their label-issue probes are averaged with this model's: another family ranks wrong labels better "
+         "(on emoji3d with 10% flipped labels, 0.58 → 0.64 precision with mobilenet_v2_tv and efficientnet_lite2; "
+         "docs/curate.md). Each costs one feature pass over the images it has not cached.")
 try:
-    result = curation.result(model_name, ref, layer)
+    result = curation.result(model_name, ref, layer, tuple(probe_models))
 except CnnvizError as exc:
     st.error(str(exc))
     st.stop()

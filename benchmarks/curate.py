@@ -3,6 +3,9 @@
     python benchmarks/curate.py [--sets stamps,emoji3d,fashion] [--seeds 0,1,2] [--models efficientnet_lite0,efficientnet_lite2]
                                 [--big DIR] [--json OUT]
 
+A model entry ``A+B+C`` curates with model A and averages the label-issue probes of B and C in
+(``curate --model A --probe-models B,C``).
+
 - Label noise: each sample set is copied to a temp folder and 10% of its images (seeded; once per seed in
   ``--seeds``) are moved into another class's folder. Reported: precision and recall of the first N entries of
   ``label_issues`` (N = the number flipped), and of cleanlab's whole flagged list, per seed and their mean; and the
@@ -89,11 +92,17 @@ def add_copies(root: Path, seed: int, n: int = 10) -> dict[str, list[tuple[str, 
     return out
 
 
+def run_curate(entry: str, root: Path, **options) -> dict:
+    """``entry`` is a model name, or ``A+B+…``: model A with the probes of B, … averaged in."""
+    model, *probe_models = entry.split("+")
+    return curate(model, images=str(root), refresh=True, probe_models=probe_models, **options)
+
+
 def noise_row(name: str, model: str, work: Path, seed: int = SEED) -> dict:
     root = copy_set(name, work / f"noise-{seed}")
     flipped = flip_labels(root, NOISE, seed)
     started = time.perf_counter()
-    res = curate(model, images=str(root), refresh=True)
+    res = run_curate(model, root)
     seconds = time.perf_counter() - started
     ranked = [r["id"] for r in res["label_issues"]]
     n = len(flipped)
@@ -110,7 +119,7 @@ def noise_row(name: str, model: str, work: Path, seed: int = SEED) -> dict:
 def duplicates_row(name: str, model: str, work: Path) -> dict:
     root = copy_set(name, work / "dups")
     copies = add_copies(root, SEED)
-    res = curate(model, images=str(root), refresh=True)
+    res = run_curate(model, root)
     found = {frozenset((r["a"], r["b"])): r["kind"] for r in res["near_duplicates"]}
     row = {"set": name, "model": model, "images": res["n_images"]}
     for kind, pairs in copies.items():
@@ -130,7 +139,7 @@ def big_row(folder: Path, model: str) -> dict:
     if not folder.is_dir():
         return {"skipped": f"{folder} does not exist"}
     ds = open_dataset(folder)
-    loaded = get_model(model)
+    loaded = get_model(model.split("+")[0])
     key = feature_key(ds.digest(), loaded, loaded.spec.embedding_layer, "avg")
     if not cache.has_arrays("features", key) and cache.load_matrix("features", key) is None:
         return {"skipped": f"features of {folder} ({len(ds.items)} images) × {model} are not cached in {cache.cache_root()}; "
@@ -145,7 +154,7 @@ def big_row(folder: Path, model: str) -> dict:
         last[0], last[1] = now, stage
 
     started = time.perf_counter()
-    res = curate(model, images=str(folder), refresh=True, progress=progress)
+    res = run_curate(model, folder, progress=progress)
     total = time.perf_counter() - started
     if last[1] is not None:
         stages[last[1]] = stages.get(last[1], 0.0) + time.perf_counter() - last[0]
@@ -159,8 +168,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sets", default="stamps,emoji3d,fashion")
     ap.add_argument("--seeds", default="0,1,2", help="label-noise seeds (duplicates use seed 0)")
-    ap.add_argument("--models", default="efficientnet_lite0,efficientnet_lite2", help="comma-separated; the large "
-                    "folder is timed with the first")
+    ap.add_argument("--models", default="efficientnet_lite0,efficientnet_lite2,efficientnet_lite0+mobilenet_v2_tv+efficientnet_lite2",
+                    help="comma-separated; A+B+C: model A with the probes of B and C averaged in; the large folder is "
+                         "timed with the first")
     ap.add_argument("--big", default="/work/data/fashion-mnist-test", help="a large folder with cached features ('' to skip)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()

@@ -243,7 +243,8 @@ def _stage_progress():
 def cmd_curate(args) -> None:
     from .workflows import curate
 
-    data = curate(args.model, args.dataset, args.images, args.layer, args.pooling, _stage_progress(), args.refresh)
+    data = curate(args.model, args.dataset, args.images, args.layer, args.pooling, _stage_progress(), args.refresh,
+                  [m for m in (args.probe_models or "").split(",") if m.strip()])
 
     def render(d):
         from .curate import probe_summary
@@ -431,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", default="embedding", help="layer name, index or 'embedding' (default)")
     p.add_argument("--limit", type=int, default=20, help="rows per table in the text output (default 20; --json has all)")
     p.add_argument("--refresh", action="store_true", help="recompute even if a cached result exists")
+    p.add_argument("--probe-models", metavar="M1,M2",
+                   help="other models whose label-issue probes are averaged with --model's (better ranking, one "
+                        "feature pass each when not cached; e.g. mobilenet_v2_tv,efficientnet_lite2)")
     _add_json(p)
     p.set_defaults(func=cmd_curate)
 

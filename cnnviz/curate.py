@@ -40,7 +40,7 @@ from .data.folder import ImageDataset
 from .scoring import DEFAULT_K, position_weights
 
 SPLIT_NAMES = frozenset({"train", "training", "test", "testing", "val", "valid", "validation", "dev", "eval", "holdout"})
-CURATE_VERSION = 5  # bump when results change for the same inputs
+CURATE_VERSION = 6  # bump when results change for the same inputs
 HASHES_VERSION = 3  # bump when the file or perceptual hashes change (kept apart: re-hashing 10k images takes ~45 s)
 KIND_ORDER = {"exact": 0, "perceptual": 1, "features": 2}
 
@@ -60,6 +60,10 @@ class CurateConfig:
     # averaged. Chosen on the three sample sets with 10% flipped labels, seeds 0-7 (docs/curate.md, "The probe").
     probe_dim: int = 32
     probe_layers: int = 2
+    # Other models whose probes are averaged with the chosen model's (each one's best layers, equal weights): a
+    # second family ranks flipped labels better than any one model (docs/curate.md, "More models"), at the cost of
+    # one feature pass per model over images not yet cached. Empty: the chosen model alone.
+    probe_models: tuple[str, ...] = ()
     phash_bits: int = 4  # perceptual hashes within this many of 64 bits are duplicates (among the k neighbours)
     phash_nn_bits: int = 6  # … or within this many when the image is the other's nearest neighbour in features
     seed: int = 0
@@ -255,6 +259,29 @@ def layer_probe(layers: dict[str, np.ndarray], y: np.ndarray, n_classes: int, co
     return probs, info
 
 
+def model_probe(per_model: dict[str, dict[str, np.ndarray]], y: np.ndarray, n_classes: int, config: CurateConfig,
+                progress: StageProgress | None = None) -> tuple[np.ndarray, dict]:
+    """:func:`layer_probe` for each model (model name → its candidate layers), the probabilities averaged.
+
+    One model gives exactly :func:`layer_probe`'s result. With several, the info names layers ``model:layer`` and
+    keeps each model's own summary under ``models``.
+    """
+    runs = {m: layer_probe(layers, y, n_classes, config, progress) for m, layers in per_model.items()}
+    if len(runs) == 1:
+        return next(iter(runs.values()))
+    probs = np.mean([p for p, _ in runs.values()], axis=0)
+    info = {"layers": [f"{m}:{n}" for m, (_, i) in runs.items() for n in i["layers"]],
+            "candidates": [f"{m}:{n}" for m, (_, i) in runs.items() for n in i["candidates"]],
+            "same_as": {f"{m}:{a}": f"{m}:{b}" for m, (_, i) in runs.items() for a, b in i["same_as"].items()},
+            "cv_accuracy": {f"{m}:{n}": a for m, (_, i) in runs.items() for n, a in i["cv_accuracy"].items()},
+            "cv_accuracy_used": round(float((probs.argmax(axis=1) == y).mean()), 4),
+            "models": {m: i for m, (_, i) in runs.items()},
+            "method": f"shrinkage LDA on PCA-{config.probe_dim}, {config.folds}-fold out-of-fold probabilities; for each of "
+                      f"{len(runs)} models the {config.probe_layers} layer(s) with the best out-of-fold accuracy on the "
+                      "given labels, all averaged"}
+    return probs, info
+
+
 PROBE_EXTRACT_MAX_IMAGES = 2000  # up to here a pass for the probe's missing layers takes about a minute on 2 cores
 
 
@@ -280,8 +307,9 @@ def probe_feature_set(loaded, ds: ImageDataset, layer: str, pooling: str = "avg"
     note = None
     if len(wanted) < len(names):
         missing = [n for n in names if n not in wanted]
-        note = (f"the label-issue probe chose among the cached layers only ({', '.join(wanted)}); "
-                f"{', '.join(missing)} are not cached (python -m cnnviz precompute, whose default is every layer, caches them)")
+        note = (f"the label-issue probe chose among {loaded.spec.name}'s cached layers only ({', '.join(wanted)}); "
+                f"{', '.join(missing)} are not cached (python -m cnnviz precompute --model {loaded.spec.name}, whose default is "
+                "every layer, caches them)")
     return {layer: feats[layer], **{n: feats[n] for n in wanted if n != layer}}, note
 
 
@@ -421,12 +449,14 @@ def query_scores(nbr_idx: np.ndarray, labels: np.ndarray, k: int, excluded: np.n
 # --- the whole curation ----------------------------------------------------------------------------------------
 
 def curate_features(ds: ImageDataset, features: np.ndarray, index, config: CurateConfig = CurateConfig(),
-                    progress: StageProgress | None = None, probe_features: dict[str, np.ndarray] | None = None) -> dict:
+                    progress: StageProgress | None = None,
+                    probe_features: dict[str, dict[str, np.ndarray]] | None = None) -> dict:
     """Label issues, duplicates, outliers, leaks, per-class summary and the what-if score of one dataset.
 
     ``features`` are one layer's (N, D) features of ``ds``; ``index`` answers ``search(queries, k, exclude=)``
     over them with ``config.metric``. Neighbours, duplicates, outliers and scores use them. The label-issue probe
-    chooses among ``probe_features`` (layer name → (N, D), the same images; default: ``features`` alone).
+    chooses among ``probe_features`` (model name → layer name → (N, D), the same images; several models are
+    averaged, see :func:`model_probe`; default: ``features`` alone).
     Returns plain data (the CLI's JSON), every list most likely first.
     """
     started = time.perf_counter()
@@ -454,7 +484,7 @@ def curate_features(ds: ImageDataset, features: np.ndarray, index, config: Curat
         labelled = False
     else:
         y = np.array([classes.index(lab) for lab in labels])
-        probs, probe = layer_probe(probe_features or {"features": features}, y, len(classes), config, progress)
+        probs, probe = model_probe(probe_features or {"model": {"features": features}}, y, len(classes), config, progress)
     if progress:
         progress("cleanlab", 0, 1)
     lab = run_datalab(knn_graph(nbr_idx, nbr_dist, config.k), config.k)

@@ -359,21 +359,34 @@ def attribute(image: str | Path | bytes, model: str, methods: str | Sequence[str
             "out": str(out) if out else None}
 
 
-def curation_key(ds: ImageDataset, loaded: LoadedModel, layer: str, pooling: str = "avg") -> str:
-    """Disk-cache key of :func:`curate`'s result for this dataset content, model, layer and default settings."""
-    from .curate import CurateConfig, curation_key as key_of
+def curation_key(ds: ImageDataset, loaded: LoadedModel, layer: str, pooling: str = "avg",
+                 probe_models: Sequence[str] = ()) -> str:
+    """Disk-cache key of :func:`curate`'s result for this dataset content, model, layer and settings."""
+    from .curate import curation_key as key_of
 
-    return key_of(feature_key(ds.digest(), loaded, layer, pooling), CurateConfig())
+    return key_of(feature_key(ds.digest(), loaded, layer, pooling), _curate_config(loaded.spec.name, probe_models))
+
+
+def _curate_config(model: str, probe_models: Sequence[str]):
+    from .curate import CurateConfig
+    from .models.registry import get_model_spec
+
+    others = tuple(dict.fromkeys(m for m in probe_models if m != model))
+    for name in others:
+        get_model_spec(name)  # an unknown name fails here, with the list of models
+    return CurateConfig(probe_models=others)
 
 
 def curate(model: str, dataset: str | None = None, images: str | None = None, layer: str = "embedding",
-           pooling: str = "avg", progress=None, refresh: bool = False) -> dict:
+           pooling: str = "avg", progress=None, refresh: bool = False, probe_models: Sequence[str] = ()) -> dict:
     """Suspected label errors, near-duplicates, outliers, leaks between splits, per-class rates and a what-if score.
 
     cleanlab on cached features (see :mod:`cnnviz.curate`); cached on disk per dataset content, model, layer
-    and settings. ``progress(stage, done, total)`` reports each stage; ``refresh`` recomputes.
+    and settings. ``probe_models``: other models whose label-issue probes are averaged with this one's (their
+    features are computed when missing). ``progress(stage, done, total)`` reports each stage; ``refresh``
+    recomputes.
     """
-    from .curate import CurateConfig, curate_features, load_curation, probe_feature_set, save_curation
+    from .curate import curate_features, load_curation, probe_feature_set, save_curation
     from .data import open_dataset
 
     if (dataset is None) == (images is None):
@@ -381,18 +394,23 @@ def curate(model: str, dataset: str | None = None, images: str | None = None, la
     ds = open_dataset(dataset if images is None else Path(images))
     loaded = get_model(model)
     (layer,) = resolve_layers(loaded.spec, [layer])
-    config = CurateConfig()
-    key = curation_key(ds, loaded, layer, pooling)
+    config = _curate_config(loaded.spec.name, probe_models)
+    key = curation_key(ds, loaded, layer, pooling, config.probe_models)
     result = None if refresh else load_curation(key)
     if result is None:
         step = (lambda d, t: progress("extracting features", d, t)) if progress else None
         probe_feats, probe_note = probe_feature_set(loaded, ds, layer, pooling, step)  # the probe may pick other layers
         feats = probe_feats[layer]
+        per_model, notes = {loaded.spec.name: probe_feats}, [probe_note]
+        for other in config.probe_models:  # their best layers are averaged in (one pass each when not cached)
+            other_loaded = get_model(other)
+            per_model[other], note = probe_feature_set(other_loaded, ds, other_loaded.spec.embedding_layer, pooling, step)
+            notes.append(note)
         index, _ = search_index(ds, feats, loaded, layer, config.metric, None, pooling,
                                 (lambda d, t: progress("building the search index", d, t)) if progress else None)
-        result = curate_features(ds, feats, index, config, progress, probe_feats)
-        if probe_note and result["probe"]:
-            result["notes"].append(probe_note)
+        result = curate_features(ds, feats, index, config, progress, per_model)
+        if result["probe"]:
+            result["notes"] += [n for n in notes if n]
         save_curation(key, result)
     return {"model": model, "layer": layer, "pooling": pooling, **result}
 

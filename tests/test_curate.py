@@ -159,6 +159,18 @@ def test_probe_flags_flipped_labels_through_the_best_layer():
     assert set(np.argsort(score)[:3]) == {0, 12, 24}
 
 
+def test_probes_of_several_models_are_averaged_and_named_by_model():
+    layers, y = _layers_with_signal()
+    cfg = C.CurateConfig(probe_dim=8)
+    a, b = {"good": layers["good"], "noise": layers["noise"]}, {"weak": layers["weak"], "noise": layers["noise"]}
+    alone, info_alone = C.model_probe({"a": a}, y, 3, cfg)
+    assert np.array_equal(alone, C.layer_probe(a, y, 3, cfg)[0]) and info_alone["layers"] == ["good", "noise"]
+    both, info = C.model_probe({"a": a, "b": b}, y, 3, cfg)
+    assert np.allclose(both, (alone + C.layer_probe(b, y, 3, cfg)[0]) / 2)
+    assert info["layers"] == ["a:good", "a:noise", "b:weak", "b:noise"] and set(info["models"]) == {"a", "b"}
+    assert info["cv_accuracy"]["a:good"] == info["models"]["a"]["cv_accuracy"]["good"]
+
+
 def test_flagged_label_issues_are_the_head_of_the_ranking():
     """Every flagged image scores lower than every unflagged one (cleanlab's default filter breaks this)."""
     rng = np.random.default_rng(0)
@@ -187,7 +199,7 @@ def test_probe_feature_set_uses_only_cached_layers_unless_it_computes(monkeypatc
         return {n: np.full((2, 2), i, np.float32) for i, n in enumerate(layers)}
 
     monkeypatch.setattr(features, "extract_features", fake_extract)
-    loaded = SimpleNamespace(spec=SimpleNamespace(all_layers=("a", "b", "c", "d")), adapted=None)
+    loaded = SimpleNamespace(spec=SimpleNamespace(name="m", all_layers=("a", "b", "c", "d")), adapted=None)
     ds = SimpleNamespace(digest=lambda: "digest", items=[None] * 3)
     feats, note = C.probe_feature_set(loaded, ds, "c")  # small: the missing layers are computed
     assert asked == [["a", "b", "c", "d"]] and list(feats) == ["c", "a", "b", "d"] and note is None
@@ -309,6 +321,22 @@ def test_cli_json_and_table(noisy, noisy_result, capsys):
     assert f"label-issue probe: {noisy_result['probe']['layers'][0]} (" in out
 
 
+def test_cli_probe_models_average_a_second_family(noisy, noisy_result, capsys):
+    assert main(["curate", "--images", str(noisy[0]), "--model", MODEL, "--probe-models", f"mobilenet_v2_tv,{MODEL}",
+                 "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    probe = data["probe"]
+    assert list(probe["models"]) == [MODEL, "mobilenet_v2_tv"]  # the chosen model itself is not asked twice
+    assert any(n.startswith("mobilenet_v2_tv:") for n in probe["layers"]) and data["settings"]["probe_models"] == ["mobilenet_v2_tv"]
+    flipped = noisy[1]
+    assert {r["id"] for r in data["label_issues"][: len(flipped)]} == flipped
+    from cnnviz.workflows import curate  # a separate cache entry: the single-model result is unchanged
+
+    assert curate(MODEL, images=str(noisy[0]))["probe"] == noisy_result["probe"]
+    assert main(["curate", "--images", str(noisy[0]), "--model", MODEL, "--probe-models", "no_such_net"]) == 2
+    assert "no_such_net" in capsys.readouterr().err
+
+
 def test_cli_bad_input(capsys, tmp_path):
     assert main(["curate", "--images", str(tmp_path / "missing"), "--model", MODEL]) == 2
     assert "no such file or folder" in capsys.readouterr().err
@@ -345,3 +373,9 @@ def test_data_quality_page_and_click_opens_search(noisy, noisy_result, monkeypat
     at.button(key="quality.dup.0.a").click().run()
     assert not at.exception and at.session_state["cnnviz.query"] == exact["a"]
     assert any("duplicate of the query" in c.value for c in at.caption)
+    # A second model asked about the labels: the probe line names its layers.
+    at.switch_page("app_pages/data_quality.py").run()
+    at.multiselect(key="quality.probe_models").set_value(["mobilenet_v2_tv"]).run()
+    assert not at.exception
+    probe_line = next(c.value for c in at.caption if c.value.startswith("Label-issue probe:"))
+    assert f"{MODEL}:" in probe_line and "mobilenet_v2_tv:" in probe_line
