@@ -43,7 +43,7 @@ with st.expander("Choose the query: click a dataset image or upload one", expand
     if upload is not None and (st.session_state[state.UPLOAD] or ("", b""))[0] != upload.name:
         st.session_state[state.UPLOAD] = (upload.name, upload.getvalue())
         st.session_state[state.QUERY] = None
-    st.caption("…or click an image (or a point on the map below).")
+    st.caption("…or click an image (or a point on the Feature map tab below).")
     image_gallery(ds, ref, key="search.picker")
 
 query, uploaded = st.session_state[state.QUERY], st.session_state[state.UPLOAD]
@@ -76,41 +76,47 @@ else:
     st.info("Pick a query image above.")
 
 st.divider()
-if ds.labelled:
-    report, report_job = cached.retrieval_report(model_name, ref, layer, metric, p, pooling)
-    st.subheader("How well does this setting search the whole dataset?")
-    if report is None:
-        widgets.job_progress(report_job, "Scoring every image of the dataset as a query")
-    else:
-        m1, m2, m3 = st.columns(3)
-        m1.metric("Mean search score", figure_text(report, "mean_score", 1), help="Mean over the images used as the query")
-        m2.metric(f"Precision@{report['score_k']}", figure_text(report, "precision_at_k", 3))
-        m3.metric("Leave-one-out 5-NN accuracy", figure_text(report, "knn_accuracy", 3))
-        st.caption(f"Dataset figures: {figures_note(report)}.")
-        st.altair_chart(charts.per_class_scores(report["per_class"], res.query_label if res else None), width="stretch")
-else:
-    st.caption("This dataset has no classes, so there is no score — search and the map still work.")
+# Lazy tabs: only the open one runs and is drawn. The map (5,000 points with thumbnails) is the page's heaviest
+# part in the browser, so it is drawn when asked for; the tab is in the URL (?view=Feature+map) for links.
+figures_tab, map_tab = st.tabs(["Dataset figures", "Feature map"], key="view", bind="query-params")
+if figures_tab.open:
+    with figures_tab:
+        if ds.labelled:
+            report, report_job = cached.retrieval_report(model_name, ref, layer, metric, p, pooling)
+            st.subheader("How well does this setting search the whole dataset?")
+            if report is None:
+                widgets.job_progress(report_job, "Scoring every image of the dataset as a query")
+            else:
+                m1, m2, m3 = st.columns(3)
+                m1.metric("Mean search score", figure_text(report, "mean_score", 1), help="Mean over the images used as the query")
+                m2.metric(f"Precision@{report['score_k']}", figure_text(report, "precision_at_k", 3))
+                m3.metric("Leave-one-out 5-NN accuracy", figure_text(report, "knn_accuracy", 3))
+                st.caption(f"Dataset figures: {figures_note(report)}.")
+                st.altair_chart(charts.per_class_scores(report["per_class"], res.query_label if res else None), width="stretch")
+        else:
+            st.caption("This dataset has no classes, so there is no score — search and the map still work.")
 
-st.subheader("Feature map")
-method = st.radio("Projection", ["umap", "pca"], horizontal=True, key="search.projection",
-                  format_func=str.upper, help=f"UMAP with the {umap_metric(metric)} metric, or the top-2 principal components")
-view = cached.map_view(model_name, ref, layer, pooling, method, umap_metric(metric))
-if view.compiling:
-    st.info("UMAP is compiling its numba code (first use in this server process: about a minute on 2 CPU cores); showing PCA meanwhile.")
-    widgets.rerun_when(umap_ready)
-if view.job is not None:
-    widgets.job_progress(view.job, f"Fitting the {view.asked.upper()} map" + (" (PCA meanwhile)" if view.points is not None else ""))
-if view.points is None:
-    st.stop()
-method = view.method
-roles = {h.id: "result" for h in res.hits} if res else {}
-if res and res.in_dataset:
-    roles[res.query_id] = "query"
-map_spec, n_drawn = cached.feature_map_spec(model_name, ref, layer, pooling, view, roles,
-                                            f"{method.upper()} of {model_name} · {layer} ({pooling})")
-if n_drawn < len(ds.ids):
-    st.caption(f"{len(ds.ids):,} images: the projection was fitted on a sample of {FIT_MAX:,} and applied to the rest; "
-               f"the map draws {n_drawn:,} of them (a random sample plus the query and its results).")
-st.vega_lite_chart(map_spec, width="stretch", key="search.map",
-                   on_select=lambda: state.set_query_from_map("search.map", charts.MAP_SELECTION, ds.ids))
-st.caption("Hover a point to see the image; click it to make it the query. Big outlined point: the query; outlined: its results.")
+if map_tab.open:
+    with map_tab:
+        method = st.radio("Projection", ["umap", "pca"], horizontal=True, key="search.projection",
+                          format_func=str.upper, help=f"UMAP with the {umap_metric(metric)} metric, or the top-2 principal components")
+        view = cached.map_view(model_name, ref, layer, pooling, method, umap_metric(metric))
+        if view.compiling:
+            st.info("UMAP is compiling its numba code (first use in this server process: about a minute on 2 CPU cores); showing PCA meanwhile.")
+            widgets.rerun_when(umap_ready)
+        if view.job is not None:
+            widgets.job_progress(view.job, f"Fitting the {view.asked.upper()} map" + (" (PCA meanwhile)" if view.points is not None else ""))
+        if view.points is None:
+            st.stop()
+        method = view.method
+        roles = {h.id: "result" for h in res.hits} if res else {}
+        if res and res.in_dataset:
+            roles[res.query_id] = "query"
+        map_spec, n_drawn = cached.feature_map_spec(model_name, ref, layer, pooling, view, roles,
+                                                    f"{method.upper()} of {model_name} · {layer} ({pooling})")
+        if n_drawn < len(ds.ids):
+            st.caption(f"{len(ds.ids):,} images: the projection was fitted on a sample of {FIT_MAX:,} and applied to the rest; "
+                       f"the map draws {n_drawn:,} of them (a random sample plus the query and its results).")
+        st.vega_lite_chart(map_spec, width="stretch", key="search.map",
+                           on_select=lambda: state.set_query_from_map("search.map", charts.MAP_SELECTION, ds.ids))
+        st.caption("Hover a point to see the image; click it to make it the query. Big outlined point: the query; outlined: its results.")

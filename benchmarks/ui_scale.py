@@ -13,8 +13,10 @@ server started (dataset scan, features, index, thumbnails made); p50/p95 are ove
   - home first render: a new session opens the link → the gallery sheet is loaded
   - click → results: a click on a gallery image → "Most similar to <that image>" and all result images loaded
   - gallery page switch: the next-page button → the new sheet is loaded
-  - search page ready: a new session opens /search?dataset=… → dataset figures, gallery and the UMAP map are
-    shown (cold: the first session computes the figures and the map in the background; later ones read them)
+  - search page ready: a new session opens /search?dataset=… → its default view is final: dataset figures with
+    the per-class chart and the gallery (cold: the first session computes the figures in the background)
+  - feature map tab: on a ready Search page, a click on the "Feature map" tab → the UMAP map is drawn (cold: the
+    server's first map of this folder, UMAP's numba compile and fit included)
   - page switch: sidebar link Search → Home and Home → Search, until the page is ready
   - Streamlit floor: a one-line Streamlit app opened in a new session on the same machine and browser, the
     cost of any Streamlit page before cnnviz does anything (frontend download and compile, websocket, one run)
@@ -133,15 +135,50 @@ def server_ms(pg) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def _search_ready(pg, timeout: float = 600.0) -> None:
-    """Every part final: the dataset figures, the UMAP map (not PCA meanwhile), the gallery sheet."""
-    ms = timeout * 1000
-    pg.get_by_text("Mean search score").first.wait_for(timeout=ms)
-    pg.get_by_text("Hover a point to see the image").first.wait_for(timeout=ms)  # under the map
-    pg.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").last.wait_for(timeout=ms)
+def _settled(pg, ms: float) -> None:
+    """No background job or compile notice left on the page."""
     pg.wait_for_function("""() => !document.body.innerText.includes('in the background')
         && !document.body.innerText.includes('UMAP is compiling')""", timeout=ms, polling=50)
+
+
+def _search_ready(pg, timeout: float = 600.0) -> None:
+    """The page's default view final: the dataset figures with their per-class chart, and the gallery sheet."""
+    ms = timeout * 1000
+    pg.get_by_text("Mean search score").first.wait_for(timeout=ms)
+    pg.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").last.wait_for(timeout=ms)
+    _settled(pg, ms)
     wait_sheet(pg, timeout=timeout)
+
+
+def _map_ready(pg, timeout: float = 600.0) -> None:
+    """The Feature map tab final: the UMAP map drawn (not PCA meanwhile)."""
+    ms = timeout * 1000
+    pg.get_by_text("Hover a point to see the image").first.wait_for(timeout=ms)  # under the map
+    pg.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").last.wait_for(timeout=ms)
+    _settled(pg, ms)
+
+
+def map_tab(pg, repeats: int) -> dict:
+    """On a ready Search page: open the Feature map tab until the map is final, then back to the figures, repeated.
+    The first opening is cold when this server has not drawn this map yet (UMAP's compile and fit)."""
+    opened, back, server, cold = [], [], [], None
+    for r in range(repeats + 1):
+        t = time.perf_counter()
+        pg.get_by_role("tab", name="Feature map").click()
+        _map_ready(pg)
+        dt = 1000 * (time.perf_counter() - t)
+        if r:
+            opened.append(dt)
+            server.append(server_ms(pg))
+        else:
+            cold = {"browser_ms": dt, "server_ms": server_ms(pg)}
+        t = time.perf_counter()
+        pg.get_by_role("tab", name="Dataset figures").click()
+        pg.get_by_text("Mean search score").first.wait_for(timeout=600_000)
+        pg.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").last.wait_for()
+        back.append(1000 * (time.perf_counter() - t))
+    return {"cold": cold, "browser": _stats(opened), "server": _stats([s for s in server if s]),
+            "back to the figures": {"browser": _stats(back[1:])}}
 
 
 def _home_ready(pg, timeout: float = 600.0) -> None:
@@ -299,6 +336,12 @@ def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, ou
             out["search page ready (empty cache)"], _ = _new_sessions(new_page, base + "/search" + link, _search_ready,
                                                                       max(2, repeats // 2), cold_first=False)
             _log("search page ready (empty cache)", out["search page ready (empty cache)"])
+            tab = returning.new_page()
+            tab.goto(base + "/search" + link)
+            _search_ready(tab)
+            out["feature map tab → map drawn"] = map_tab(tab, max(2, repeats // 2))
+            _log("feature map tab → map drawn", out["feature map tab → map drawn"])
+            tab.close()
 
             # Page switch through the sidebar: Home → Search → Home …
             shown, server = [], []

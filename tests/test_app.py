@@ -115,9 +115,15 @@ def test_search_page_every_widget_changes_results():
     assert not at.exception
     assert {m.label: m.value for m in at.metric} == before  # Top k shows fewer results; the score stays at k = 15
     assert any(m.label == "Precision@15" for m in at.metric)
+    # Lazy tabs: the map runs only when its tab is open (the tab is bound to ?view=…).
+    assert not [r for r in at.radio if r.key == "search.projection"]
+    at.session_state["view"] = "Feature map"
+    at.run()
+    assert not at.exception and not [m for m in at.metric if m.label == "Mean search score"]  # figures tab not run
     at.radio(key="search.projection").set_value("pca").run()
     assert not at.exception
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    assert any(c.value.startswith("Hover a point") for c in at.caption)
 
 
 def test_compare_page_side_by_side_and_heatmap():

@@ -141,10 +141,14 @@ def test_main_flow_in_a_real_browser(server, page):
 
 
 def test_search_map_shows_thumbnails_on_hover_and_a_click_makes_the_query(server, page):
-    """The map is drawn from a cached Vega-Lite spec with Arrow data: hovering a point shows its thumbnail,
-    clicking it makes that image the query."""
+    """The map (a lazy tab, bound to ?view=) is drawn from a cached Vega-Lite spec with Arrow data: hovering a
+    point shows its thumbnail, clicking it makes that image the query."""
     page.goto(server + "/search")
+    page.get_by_text("How well does this setting search the whole dataset?").wait_for(timeout=300_000)
+    assert page.get_by_text("Hover a point to see the image").count() == 0  # not drawn until its tab is opened
+    page.get_by_role("tab", name="Feature map").click()
     page.get_by_text("Hover a point to see the image").wait_for(timeout=300_000)
+    assert "view=Feature" in page.url
     canvas = page.locator("[data-testid='stVegaLiteChart'] canvas").last
     canvas.wait_for(timeout=60_000)
     canvas.scroll_into_view_if_needed()
@@ -168,6 +172,12 @@ def test_search_map_shows_thumbnails_on_hover_and_a_click_makes_the_query(server
     page.mouse.click(hit[0], hit[1])
     page.get_by_text(f"Results for {image_id}").wait_for(timeout=120_000)
     assert page.locator("[data-testid='stException']").count() == 0
+    page.get_by_text("Hover a point to see the image").wait_for(timeout=60_000)  # the map tab stays open
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
+    link = context.new_page()  # a link with the tab, in a new session, opens on the map
+    link.goto(server + "/search?view=Feature+map")
+    link.get_by_text("Hover a point to see the image").wait_for(timeout=300_000)
+    context.close()
 
 
 def test_attribution_page_in_a_real_browser(server, page):
