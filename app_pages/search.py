@@ -39,12 +39,18 @@ except CnnvizError as exc:
     st.stop()
 
 with st.expander("Choose the query: click a dataset image or upload one", expanded=st.session_state[state.QUERY] is None and not st.session_state[state.UPLOAD]):
-    upload = st.file_uploader("Upload a query image", type=list(UPLOAD_TYPES), key="search.upload")
-    if upload is not None and (st.session_state[state.UPLOAD] or ("", b""))[0] != upload.name:
-        st.session_state[state.UPLOAD] = (upload.name, upload.getvalue())
-        st.session_state[state.QUERY] = None
-    st.caption("…or click an image (or a point on the Feature map tab below).")
-    image_gallery(ds, ref, key="search.picker")
+    # Lazy tabs: the uploader (and its code in the browser) only when asked for.
+    pick_tab, upload_tab = st.tabs(["Dataset images", "Upload an image"], key="search.query_source", on_change="rerun")
+    if pick_tab.open:
+        with pick_tab:
+            st.caption("Click an image (or a point on the Feature map tab below).")
+            image_gallery(ds, ref, key="search.picker")
+    if upload_tab.open:
+        with upload_tab:
+            upload = st.file_uploader("Upload a query image", type=list(UPLOAD_TYPES), key="search.upload")
+            if upload is not None and (st.session_state[state.UPLOAD] or ("", b""))[0] != upload.name:
+                st.session_state[state.UPLOAD] = (upload.name, upload.getvalue())
+                st.session_state[state.QUERY] = None
 
 query, uploaded = st.session_state[state.QUERY], st.session_state[state.UPLOAD]
 index = cached.search_index(model_name, ref, layer, metric, p, pooling)
@@ -92,7 +98,7 @@ if figures_tab.open:
                 m2.metric(f"Precision@{report['score_k']}", figure_text(report, "precision_at_k", 3))
                 m3.metric("Leave-one-out 5-NN accuracy", figure_text(report, "knn_accuracy", 3))
                 st.caption(f"Dataset figures: {figures_note(report)}.")
-                st.altair_chart(charts.per_class_scores(report["per_class"], res.query_label if res else None), width="stretch")
+                st.table(charts.per_class_table(report["per_class"], res.query_label if res else None))
         else:
             st.caption("This dataset has no classes, so there is no score — search and the map still work.")
 

@@ -9,6 +9,12 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 300  # a cold page builds a TF model and extracts features
 
 
+def open_upload_tab(at):
+    """The Search page's uploader lives in a lazy tab: open it (as a click on the tab would)."""
+    at.session_state["search.query_source"] = "Upload an image"
+    return at.run()
+
+
 def new_app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
@@ -224,7 +230,7 @@ def test_bad_query_upload_shows_error(name, content, message):
     at = new_app()
     at.switch_page("app_pages/search.py").run()
     content = {"TRUNCATED": lambda: _png_bytes((64, 64))[:70], "BOMB": _bomb_png}.get(content, lambda: content)()
-    at.file_uploader(key="search.upload").set_value((name, content, "image/png")).run()
+    open_upload_tab(at).file_uploader(key="search.upload").set_value((name, content, "image/png")).run()
     assert not at.exception
     assert any(message in e.value for e in at.error)
 
@@ -232,7 +238,7 @@ def test_bad_query_upload_shows_error(name, content, message):
 def test_uploaded_query_image_is_searched_without_a_score(photos):
     at = new_app()
     at.switch_page("app_pages/search.py").run()
-    at.file_uploader(key="search.upload").set_value(("coffee.jpg", photos["coffee"].read_bytes(), "image/jpeg")).run()
+    open_upload_tab(at).file_uploader(key="search.upload").set_value(("coffee.jpg", photos["coffee"].read_bytes(), "image/jpeg")).run()
     assert not at.exception
     assert any("Results for coffee.jpg" in s.value for s in at.subheader)
     assert not [m for m in at.metric if m.label == "Search score"]

@@ -35,3 +35,16 @@ def test_fresh_spec_is_a_copy_streamlit_may_edit():
     copy["encoding"]["x"]["title"] = "changed"
     assert "datasets" in spec and spec["encoding"]["x"].get("title") != "changed"
     assert charts.fresh_spec(spec)["datasets"] == spec["datasets"]
+
+
+def test_per_class_table_sorts_best_first_and_marks_the_query_class():
+    from cnnviz.ui.charts import per_class_table
+
+    styler = per_class_table({"a": 40.0, "b": 90.5, "c": 10.0}, query_class="a")
+    assert list(styler.data["class"]) == ["b", "a", "c"]
+    html = styler.to_html()
+    assert "90.5" in html and "linear-gradient" in html  # the in-cell bars
+    import re
+
+    rules = re.findall(r"#T_\w+_row(\d+)_col0[^{]*\{([^}]*)\}", html)
+    assert {int(r) for r, body in rules if "font-weight: bold" in body} == {1}  # only the query's class, now second

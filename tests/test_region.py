@@ -17,6 +17,12 @@ from cnnviz.region import MIN_CROP_PX, Crop, RegionError, crop_image
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
+def open_upload_tab(at):
+    """The Search page's uploader lives in a lazy tab: open it (as a click on the tab would)."""
+    at.session_state["search.query_source"] = "Upload an image"
+    return at.run()
+
+
 @pytest.fixture(scope="module")
 def composite(tiny_folder, tmp_path_factory) -> Path:
     """A bird (left) and a banknote (right), each 224 × 224, side by side: 448 × 224."""
@@ -114,7 +120,7 @@ def test_crop_box_on_home_and_search_pages(photos):
     assert any(m.label == "Search score" for m in at.metric)  # a region of a dataset image keeps its class
 
     at.switch_page("app_pages/search.py").run()
-    at.file_uploader(key="search.upload").set_value(("coffee.jpg", photos["coffee"].read_bytes(), "image/jpeg")).run()
+    open_upload_tab(at).file_uploader(key="search.upload").set_value(("coffee.jpg", photos["coffee"].read_bytes(), "image/jpeg")).run()
     at.toggle(key="search.region_on").set_value(True).run()
     assert not at.exception
     assert any(s.value.startswith("Results for coffee.jpg (region ") for s in at.subheader)

@@ -28,6 +28,12 @@ EXTRACT = (f"import sys, numpy as np; sys.path.insert(0, {str(ROOT)!r}); "
            "np.save(sys.argv[1], np.asarray(f['avg_pool']))")
 
 
+def open_upload_tab(at):
+    """The Search page's uploader lives in a lazy tab: open it (as a click on the tab would)."""
+    at.session_state["search.query_source"] = "Upload an image"
+    return at.run()
+
+
 def _env(cache_dir: Path) -> dict:
     return {**os.environ, "CNNVIZ_CACHE_DIR": str(cache_dir), "CNNVIZ_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -98,7 +104,7 @@ def test_uploads_stay_in_their_session_and_out_of_the_dataset(photos):
     for at in (a, b):
         at.run()
         at.switch_page("app_pages/search.py").run()
-    a.file_uploader(key="search.upload").set_value(("coffee.jpg", photos["coffee"].read_bytes(), "image/jpeg")).run()
+    open_upload_tab(a).file_uploader(key="search.upload").set_value(("coffee.jpg", photos["coffee"].read_bytes(), "image/jpeg")).run()
     b.run()
     assert a.session_state["cnnviz.query_upload"][0] == "coffee.jpg"
     assert b.session_state["cnnviz.query_upload"] is None
