@@ -48,3 +48,22 @@ def test_per_class_table_sorts_best_first_and_marks_the_query_class():
 
     rules = re.findall(r"#T_\w+_row(\d+)_col0[^{]*\{([^}]*)\}", html)
     assert {int(r) for r, body in rules if "font-weight: bold" in body} == {1}  # only the query's class, now second
+
+
+def test_cached_map_spec_follows_the_projection_metric():
+    """Two UMAP views of one layer under different metrics are different maps, not one cached spec."""
+    import numpy as np
+
+    from cnnviz.ui import cached
+
+    n = len(cached.dataset("stamps").ids)
+    rng = np.random.default_rng(0)
+    views = [cached.MapView("umap", "umap", rng.normal(size=(n, 2)), metric=m) for m in ("cosine", "euclidean")]
+    xs = []
+    for view in views:
+        spec, drawn = cached.feature_map_spec("efficientnet_lite0", "stamps", "avg_pool", "avg", view, {}, "UMAP")
+        (data,) = spec["datasets"].values()
+        xs.append(pa.ipc.open_stream(data).read_all().to_pandas()["x"].to_numpy())
+        assert drawn == n
+    assert not np.array_equal(xs[0], xs[1])
+    np.testing.assert_allclose(np.sort(xs[1]), np.sort(views[1].points[:, 0]))

@@ -149,6 +149,7 @@ class MapView:
     points: np.ndarray | None  # None: nothing to draw yet (``job`` computes it)
     job: BackgroundJob | None = None  # fitting the asked projection
     compiling: bool = False  # UMAP's numba code is still compiling in this process
+    metric: str = ""  # the metric ``points`` were projected with (UMAP's depends on it)
 
 
 def map_view(model_name: str, dataset_ref: str, layer: str, pooling: str, method: str, metric: str) -> MapView:
@@ -157,9 +158,9 @@ def map_view(model_name: str, dataset_ref: str, layer: str, pooling: str, method
     if method == "umap" and not compiling:
         points, job = projection(model_name, dataset_ref, layer, pooling, "umap", metric)
         if points is not None:
-            return MapView(method, "umap", points)
+            return MapView(method, "umap", points, metric=metric)
     points, pca_job = projection(model_name, dataset_ref, layer, pooling, "pca", metric)
-    return MapView(method, "pca", points, job or pca_job, compiling)
+    return MapView(method, "pca", points, job or pca_job, compiling, metric)
 
 
 def _overview(key: str, stored, name: str, n: int, compute) -> tuple[object | None, BackgroundJob | None]:
@@ -220,14 +221,16 @@ def feature_map_spec(model_name: str, dataset_ref: str, layer: str, pooling: str
                      roles: dict[str, str], title: str) -> tuple[dict, int]:
     """The map's Vega-Lite spec (see :func:`charts.feature_map_spec`) and how many points it draws, built once
     per (view, query and results) for every session; a copy to hand to ``st.vega_lite_chart``."""
+    # Keyed by what decides the points (the projection and its metric), not by what was asked: PCA shown while
+    # UMAP is fitted is the same map as PCA asked for.
     spec, drawn = _feature_map_spec(model_name, dataset_ref, dataset_digest(dataset_ref), layer, pooling, view.method,
-                                    view.asked, tuple(sorted(roles.items())), title, view.points)
+                                    view.metric, tuple(sorted(roles.items())), title, view.points)
     return charts.fresh_spec(spec), drawn
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _feature_map_spec(model_name: str, dataset_ref: str, digest: str, layer: str, pooling: str, method: str,
-                      asked: str, roles: tuple[tuple[str, str], ...], title: str, _points: np.ndarray) -> tuple[dict, int]:
+                      metric: str, roles: tuple[tuple[str, str], ...], title: str, _points: np.ndarray) -> tuple[dict, int]:
     from ..projection import points_to_draw
 
     ds = dataset(dataset_ref)
