@@ -27,8 +27,8 @@ if any(m not in others for m in st.session_state.get(curation.PROBE_MODELS) or (
 probe_models = c_probe.multiselect(
     "Also ask these models about labels", others, key=curation.PROBE_MODELS,
     help="Their label-issue probes are averaged with this model's: another family ranks wrong labels better "
-         "(on emoji3d with 10% flipped labels, 0.58 → 0.64 precision with mobilenet_v2_tv and efficientnet_lite2; "
-         "docs/curate.md). Each costs one feature pass over the images it has not cached.")
+         "(emoji3d with 10% flipped labels, efficientnet_lite0: precision 0.58 alone, 0.61 with mobilenet_v2_tv and "
+         "efficientnet_lite2; benchmarks/curate.py, seeds 0-7, docs/curate.md). Each costs one feature pass over the images it has not cached.")
 try:
     result = curation.result(model_name, ref, layer, tuple(probe_models))
 except CnnvizError as exc:

@@ -61,7 +61,7 @@ class CurateConfig:
     probe_dim: int = 32
     probe_layers: int = 2
     # Other models whose probes are averaged with the chosen model's (each one's best layers, equal weights): a
-    # second family ranks flipped labels better than any one model (docs/curate.md, "More models"), at the cost of
+    # second family ranks flipped labels better than any one model (docs/curate.md, "Which model to curate with"), at the cost of
     # one feature pass per model over images not yet cached. Empty: the chosen model alone.
     probe_models: tuple[str, ...] = ()
     phash_bits: int = 4  # perceptual hashes within this many of 64 bits are duplicates (among the k neighbours)

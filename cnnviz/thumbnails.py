@@ -62,8 +62,7 @@ def thumbnail_bytes(path: str | os.PathLike, size: int = 128) -> bytes:
     return thumbnail_path(path, size).read_bytes()
 
 
-def _memoised_uri(path: str, size: int) -> str | None:
-    memo = (content_digest(path), size)
+def _memoised_uri(memo: tuple[str, int]) -> str | None:
     with _LOCK:
         hit = _URIS.get(memo)
         if hit is not None:
@@ -71,12 +70,9 @@ def _memoised_uri(path: str, size: int) -> str | None:
         return hit
 
 
-def _uri(path: str, size: int) -> str:
-    hit = _memoised_uri(path, size)
-    if hit is not None:
-        return hit
-    memo = (content_digest(path), size)
-    uri = "data:image/jpeg;base64," + base64.b64encode(thumbnail_bytes(path, size)).decode()
+def _encoded_uri(path: str, memo: tuple[str, int]) -> str:
+    """Encode a thumbnail's data URI and remember it under ``memo`` = (content digest, size)."""
+    uri = "data:image/jpeg;base64," + base64.b64encode(thumbnail_bytes(path, memo[1])).decode()
     with _LOCK:
         _URIS[memo] = uri
         while len(_URIS) > _URI_MEMO_MAX:
@@ -90,13 +86,14 @@ def data_uris(paths: Sequence[str | os.PathLike], size: int = 64, workers: int =
     Only these images are read; misses are encoded on a few threads (PIL releases the GIL).
     """
     names = [str(p) for p in paths]
-    uris = [_memoised_uri(n, size) for n in names]  # a thread per image would cost more than a memo hit
+    memos = [(content_digest(n), size) for n in names]
+    uris = [_memoised_uri(m) for m in memos]  # a thread per image would cost more than a memo hit
     missing = [i for i, u in enumerate(uris) if u is None]
     if len(missing) < 32:
-        found = [_uri(names[i], size) for i in missing]
+        found = [_encoded_uri(names[i], memos[i]) for i in missing]
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            found = list(pool.map(lambda i: _uri(names[i], size), missing))
+            found = list(pool.map(lambda i: _encoded_uri(names[i], memos[i]), missing))
     for i, uri in zip(missing, found):
         uris[i] = uri
     return uris

@@ -362,12 +362,17 @@ def attribute(image: str | Path | bytes, model: str, methods: str | Sequence[str
 def curation_key(ds: ImageDataset, loaded: LoadedModel, layer: str, pooling: str = "avg",
                  probe_models: Sequence[str] = ()) -> str:
     """Disk-cache key of :func:`curate`'s result for this dataset content, model, layer and settings."""
+    return _curation_key(ds, loaded, layer, pooling, _curate_config(loaded.spec.name, probe_models))
+
+
+def _curation_key(ds: ImageDataset, loaded: LoadedModel, layer: str, pooling: str, config) -> str:
     from .curate import curation_key as key_of
 
-    return key_of(feature_key(ds.digest(), loaded, layer, pooling), _curate_config(loaded.spec.name, probe_models))
+    return key_of(feature_key(ds.digest(), loaded, layer, pooling), config)
 
 
 def _curate_config(model: str, probe_models: Sequence[str]):
+    """The curation settings with ``probe_models`` (known names, without ``model`` itself, each once)."""
     from .curate import CurateConfig
     from .models.registry import get_model_spec
 
@@ -395,7 +400,7 @@ def curate(model: str, dataset: str | None = None, images: str | None = None, la
     loaded = get_model(model)
     (layer,) = resolve_layers(loaded.spec, [layer])
     config = _curate_config(loaded.spec.name, probe_models)
-    key = curation_key(ds, loaded, layer, pooling, config.probe_models)
+    key = _curation_key(ds, loaded, layer, pooling, config)
     result = None if refresh else load_curation(key)
     if result is None:
         step = (lambda d, t: progress("extracting features", d, t)) if progress else None
