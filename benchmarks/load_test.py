@@ -42,7 +42,7 @@ async def open_session(browser, url: str):
     page = await context.new_page()
     await page.goto(url, timeout=300_000)  # playwright's default 30 s is too short for 8 tabs on 2 shared cores
     await page.get_by_text("click one").wait_for(timeout=300_000)
-    sheet = page.frame_locator(SHEET).first.locator("img")
+    sheet = page.locator(SHEET).first
     await sheet.wait_for(timeout=300_000)
     return context, page, sheet
 
@@ -56,7 +56,7 @@ async def click_loop(page, sheet, until: float, seed: int, think: float = 0.0) -
         n = rng.choice([i for i in range(PER_PAGE) if i != last])  # another image: a new result header
         last = n
         box = None
-        while box is None:  # the sheet's frame may be re-laid out just after a rerun
+        while box is None:  # the sheet may be re-laid out just after a rerun
             box = await sheet.bounding_box()
             if box is None:
                 await page.wait_for_timeout(20)

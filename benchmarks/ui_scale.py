@@ -42,7 +42,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CHROMIUM = "/usr/bin/chromium"
-SHEET = "iframe[title*='streamlit_image_coordinates']"
+SHEET = "img[data-testid='cnnvizSheet']"  # the gallery page: one image in the page (cnnviz/ui/sheet.py)
 RESULTS_LOADED = """q => { const h = [...document.querySelectorAll('h3')].find(e => e.innerText.startsWith('Most similar to'));
     if (!h || h.innerText.replace('Most similar to', '').trim() !== q) return false;
     const imgs = [...document.querySelectorAll("[data-testid='stImage'] img")];
@@ -110,9 +110,8 @@ def check_features(images: Path, model: str) -> list[str]:
 def _sheet_src(pg) -> str | None:
     """The loaded sheet's src (a data URI) once its image is decoded, else None."""
     try:
-        return pg.frame_locator(SHEET).first.locator("img").evaluate(
-            "i => (i.complete && i.naturalWidth > 0) ? i.src : null", timeout=500)
-    except Exception:  # the frame is not there yet
+        return pg.locator(SHEET).first.evaluate("i => (i.complete && i.naturalWidth > 0) ? i.src : null", timeout=500)
+    except Exception:  # the sheet is not there yet
         return None
 
 
@@ -294,10 +293,10 @@ def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, ou
         if view == "thumbnails":
             shown, server, cells = [], [], rng.sample(range(60), repeats + 1)
             for r, n in enumerate(cells):
-                box = pg.frame_locator(SHEET).first.locator("img").bounding_box()
+                box = pg.locator(SHEET).first.bounding_box()
                 x, y = cell_position(box, n)
                 t = time.perf_counter()
-                pg.frame_locator(SHEET).first.locator("img").click(position={"x": x, "y": y}, no_wait_after=True)
+                pg.locator(SHEET).first.click(position={"x": x, "y": y}, no_wait_after=True)
                 pg.wait_for_function(RESULTS_LOADED, arg=ids[n], timeout=300_000, polling=15)
                 dt = 1000 * (time.perf_counter() - t)
                 if r:  # the first click builds the search index: cold

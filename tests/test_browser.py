@@ -67,12 +67,12 @@ def page():
         yield pg
 
 
-SHEET_FRAME = "iframe[title*='streamlit_image_coordinates']"
+SHEET = "img[data-testid='cnnvizSheet']"  # cnnviz/ui/sheet.py
 
 
 def _sheet(pg):
-    """The gallery's contact sheet: one image inside the streamlit-image-coordinates iframe."""
-    return pg.frame_locator(SHEET_FRAME).first.locator("img")
+    """The gallery's contact sheet: one image in the page."""
+    return pg.locator(SHEET).first
 
 
 def click_cell(pg, n: int) -> None:
@@ -81,7 +81,8 @@ def click_cell(pg, n: int) -> None:
 
     layout, img = SheetLayout(), _sheet(pg)
     img.wait_for(timeout=180_000)
-    pg.wait_for_timeout(300)  # the component sizes its frame once the image has loaded
+    pg.wait_for_function("s => { const i = document.querySelector(s); return i && i.complete && i.naturalWidth > 0; }",
+                         arg=SHEET, timeout=60_000)  # decoded: the box has its final height
     box = img.bounding_box()
     width, _ = layout.size(60)
     scale = box["width"] / width
@@ -234,7 +235,7 @@ def test_gallery_at_3000_images_pages_filters_and_searches(server, page, big_fol
     assert _gallery_caption(page).startswith("Images 1–60 of 3,000.")
     _sheet(page).wait_for(timeout=60_000)
     assert page.locator("img").count() <= 100  # one page, not 3,000 images
-    assert page.locator("iframe[title*='streamlit_image_coordinates']").count() == 1
+    assert page.locator(SHEET).count() == 1
 
     page.get_by_role("button", name="chevron_right").click()
     page.get_by_text("Images 61–120 of 3,000.").wait_for(timeout=60_000)
@@ -247,7 +248,7 @@ def test_gallery_at_3000_images_pages_filters_and_searches(server, page, big_fol
     page.get_by_role("option", name="c7", exact=True).click()
     page.get_by_text("Images 1–60 of 300 matching (dataset: 3,000).").wait_for(timeout=60_000)
     deadline = time.time() + 60  # click the filtered page's sheet, not the previous one still on screen
-    while (page.locator(SHEET_FRAME).count() != 1 or _sheet(page).get_attribute("src") == before) and time.time() < deadline:
+    while (page.locator(SHEET).count() != 1 or _sheet(page).get_attribute("src") == before) and time.time() < deadline:
         page.wait_for_timeout(250)
 
     click_cell(page, 5)  # the 6th image of class c7

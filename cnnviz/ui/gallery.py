@@ -1,6 +1,6 @@
 """Streamlit glue for the paged gallery (Home, Compare, the Search picker): filters, page controls, one sheet.
 
-The page is one server-drawn JPEG in ``streamlit-image-coordinates``; a click on
+The page is one server-drawn JPEG in a clickable image (``sheet.py``); a click on
 an image makes it the query through the component's callback, before the rerun,
 so the results render in the same run. The sheet of a page is cached, so a
 rerun re-sends one cached image, whatever the dataset's size.
@@ -14,11 +14,10 @@ from functools import partial
 import numpy as np
 import pandas as pd
 import streamlit as st
-from streamlit_image_coordinates import streamlit_image_coordinates
 
 from .. import gallery, thumbnails
 from ..data import ImageDataset
-from . import cached, state
+from . import cached, sheet, state
 
 ALL = "All classes"
 VIEWS = {"thumbnails": ":material/grid_view:", "list": ":material/list:"}  # a sheet of thumbnails, or a table
@@ -39,17 +38,6 @@ def _sheet(dataset_ref: str, indices: tuple[int, ...], columns: int) -> bytes:
     return gallery.draw_sheet([it.path for it in items], captions, gallery.SheetLayout(columns=columns))
 
 
-class _JPEG:
-    """Already-encoded JPEG bytes for ``streamlit_image_coordinates`` (it takes "an object with a save method"),
-    so a cached sheet is sent as is instead of being decoded and re-encoded on every rerun."""
-
-    def __init__(self, data: bytes):
-        self.data = data
-
-    def save(self, fp, **_) -> None:
-        fp.write(self.data)
-
-
 def _set_page(key: str, number: int) -> None:
     st.session_state[key] = number
 
@@ -64,7 +52,7 @@ def _random_page(key: str, n_pages: int) -> None:
 
 def _clicked_sheet(key: str, ids: tuple[str, ...], columns: int) -> None:
     """on_click of the sheet: the image under the click becomes the query."""
-    value = st.session_state.get(key)
+    value = sheet.clicked(key)
     if not value:
         return
     cell = gallery.SheetLayout(columns=columns).cell_at(value["x"], value["y"], value["width"], value["height"], len(ids))
@@ -122,11 +110,10 @@ def image_gallery(ds: ImageDataset, ref: str, key: str, columns: int = gallery.C
         _table(ds, page, ids, key)
         return
     # A key per page (like the list view's): a click maps onto the sheet it was made on, even when it lands
-    # while the next page is being drawn; a new query on the same page keeps the frame (no reload).
+    # while the next page is being drawn; a new query on the same page keeps the image (no reload).
     sheet_key = f"{key}.sheet." + hashlib.sha1("\n".join(ids).encode()).hexdigest()[:12]
-    streamlit_image_coordinates(_JPEG(_sheet(ref, page.indices, columns)), key=sheet_key, width="stretch",
-                                image_format="JPEG", cursor="pointer",
-                                on_click=partial(_clicked_sheet, sheet_key, ids, columns))
+    sheet.clickable_image(_sheet(ref, page.indices, columns), key=sheet_key, alt=f"Images {page.first:,}–{last:,}",
+                          on_click=partial(_clicked_sheet, sheet_key, ids, columns))
 
 
 def _table(ds: ImageDataset, page: gallery.Page, ids: tuple[str, ...], key: str) -> None:
