@@ -15,6 +15,12 @@ def open_upload_tab(at):
     return at.run()
 
 
+def open_add_dataset(at: AppTest) -> AppTest:
+    """The sidebar's "Add a dataset" expander is lazy: open it (as a click on it would)."""
+    at.session_state["cnnviz.add_dataset"] = True
+    return at.run()
+
+
 def new_app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
@@ -71,7 +77,7 @@ def test_home_model_change_changes_results():
 def test_bad_folder_shows_error_and_keeps_dataset(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     monkeypatch.setenv("CNNVIZ_DATA_ROOTS", str(tmp_path))  # server folders come from a picker under the roots
-    at = new_app()
+    at = open_add_dataset(new_app())
     at.selectbox(key="cnnviz.folder_pick").set_value(str(tmp_path / "empty"))
     next(b for b in at.button if b.label == "Open folder").click().run()
     assert not at.exception
@@ -81,7 +87,7 @@ def test_bad_folder_shows_error_and_keeps_dataset(tmp_path, monkeypatch):
 
 def test_good_folder_becomes_the_dataset(tiny_folder, monkeypatch):
     monkeypatch.setenv("CNNVIZ_DATA_ROOTS", str(tiny_folder.parent))
-    at = new_app()
+    at = open_add_dataset(new_app())
     at.selectbox(key="cnnviz.folder_pick").set_value(str(tiny_folder))
     next(b for b in at.button if b.label == "Open folder").click().run()
     assert not at.exception
@@ -185,7 +191,7 @@ def _png_bytes(size=(40, 30), color=(200, 40, 40)) -> bytes:
     ({"a/big.png": b"\0" * 50_000_000}, "zip bomb"),
 ])
 def test_bad_zip_upload_shows_error_and_keeps_dataset(entries, message):
-    at = new_app()
+    at = open_add_dataset(new_app())
     data = {k: (_png_bytes() if v == "PNG" else v) for k, v in entries.items()}
     at.file_uploader(key="cnnviz.zip_upload").set_value(("bad.zip", _zip_bytes(data, deflate=True), "application/zip")).run()
     assert not at.exception
@@ -194,14 +200,14 @@ def test_bad_zip_upload_shows_error_and_keeps_dataset(entries, message):
 
 
 def test_broken_zip_upload():
-    at = new_app()
+    at = open_add_dataset(new_app())
     at.file_uploader(key="cnnviz.zip_upload").set_value(("broken.zip", b"PK\x03\x04garbage", "application/zip")).run()
     assert not at.exception
     assert any("not a readable zip" in e.value for e in at.error)
 
 
 def test_zip_upload_becomes_the_dataset():
-    at = new_app()
+    at = open_add_dataset(new_app())
     png = _png_bytes()
     data = _zip_bytes({"Set/red/a.png": png, "Set/red/b.png": _png_bytes(color=(250, 0, 0)),
                        "Set/blue/c.png": _png_bytes(color=(0, 0, 250)), "Set/blue/d.png": _png_bytes(color=(0, 0, 200))})

@@ -385,6 +385,10 @@ def _app():
     at = AppTest.from_function(_sidebar_app, default_timeout=120)
     at.run()
     assert not at.exception
+    assert not at.file_uploader  # "Add a dataset" is lazy: nothing of it is drawn while it is closed
+    at.session_state["cnnviz.add_dataset"] = True  # open it, as a click on it would
+    at.run()
+    assert not at.exception and at.file_uploader
     return at
 
 
