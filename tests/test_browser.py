@@ -262,3 +262,21 @@ def test_gallery_at_3000_images_pages_filters_and_searches(server, page, big_fol
     _sheet(page).wait_for(timeout=60_000)
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "home_3000.png"))
+
+
+def test_add_dataset_is_drawn_when_opened_and_opens_a_server_folder(server, page, big_folder):
+    """The sidebar's "Add a dataset" is lazy: nothing of it is on the page until it is opened; then a folder
+    under the data roots opens as the dataset."""
+    page.goto(server)
+    page.get_by_text("click one").wait_for(timeout=180_000)
+    sidebar = page.locator("[data-testid='stSidebar']")
+    zip_upload = sidebar.get_by_text("…or a .zip of one")
+    assert zip_upload.count() == 0
+    sidebar.get_by_text("Add a dataset").click()
+    picker = sidebar.locator("[data-testid='stSelectbox']", has_text="Folder on the server")
+    picker.wait_for(timeout=60_000)
+    zip_upload.wait_for(timeout=60_000)
+    picker.locator("input").click()
+    page.get_by_role("option", name=str(big_folder), exact=True).click()
+    sidebar.get_by_role("button", name="Open folder").click()
+    page.get_by_text("big: 3000 images, 10 classes").wait_for(timeout=180_000)
