@@ -62,6 +62,11 @@ def thumbnail_bytes(path: str | os.PathLike, size: int = 128) -> bytes:
     return thumbnail_path(path, size).read_bytes()
 
 
+def jpeg_data_uri(jpeg: bytes) -> str:
+    """A ``data:`` URI of JPEG bytes, for an ``<img>`` or an ``ImageColumn``."""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
 def _memoised_uri(memo: tuple[str, int]) -> str | None:
     with _LOCK:
         hit = _URIS.get(memo)
@@ -72,7 +77,7 @@ def _memoised_uri(memo: tuple[str, int]) -> str | None:
 
 def _encoded_uri(path: str, memo: tuple[str, int]) -> str:
     """Encode a thumbnail's data URI and remember it under ``memo`` = (content digest, size)."""
-    uri = "data:image/jpeg;base64," + base64.b64encode(thumbnail_bytes(path, memo[1])).decode()
+    uri = jpeg_data_uri(thumbnail_bytes(path, memo[1]))
     with _LOCK:
         _URIS[memo] = uri
         while len(_URIS) > _URI_MEMO_MAX:

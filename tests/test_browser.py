@@ -112,7 +112,7 @@ def test_main_flow_in_a_real_browser(server, page):
     page.get_by_text("click one").wait_for(timeout=180_000)
     click_cell(page, 0)  # the first image: birds/…
     page.get_by_text("Search score").first.wait_for(timeout=60_000)
-    # query + 15 results (the gallery is one sheet in its own frame); the score can show before the last images
+    # query + 15 results (the gallery's sheet is no stImage); the score can show before the last images
     page.wait_for_function("n => document.querySelectorAll(\"[data-testid='stImage']\").length >= n", arg=16,
                            timeout=60_000)
     score_text = page.locator("[data-testid='stMetricValue']").first.inner_text()

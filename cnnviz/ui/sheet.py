@@ -3,16 +3,17 @@
 An ``st.components.v2`` component (Streamlit ≥ 1.52): its few lines of JavaScript
 run in the app's own document, so a sheet costs one ``<img>`` element. The
 ``streamlit-image-coordinates`` component it replaces loads a React bundle into
-an iframe per sheet, which took 0.4–0.6 s of every Home and Search page
-(docs/scale.md). A click reports where it landed on the image as shown.
+an iframe per sheet: 0.1–0.8 s of a Home or Search page, by page and hour (A/B
+in docs/scale.md). A click reports where it landed on the image as shown.
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 
 import streamlit as st
+
+from ..thumbnails import jpeg_data_uri
 
 _JS = """
 export default function (component) {
@@ -40,8 +41,7 @@ _component = st.components.v2.component("cnnviz.sheet", js=_JS, isolate_styles=F
 def clickable_image(jpeg: bytes, *, key: str, alt: str, on_click: Callable[[], None]) -> None:
     """Show ``jpeg`` at the container's width; on a click, ``on_click`` runs before the rerun and
     ``clicked(key)`` holds the click."""
-    src = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
-    _component(key=key, data={"src": src, "alt": alt}, on_click_change=on_click)
+    _component(key=key, data={"src": jpeg_data_uri(jpeg), "alt": alt}, on_click_change=on_click)
 
 
 def clicked(key: str) -> dict | None:
