@@ -8,9 +8,10 @@ server-drawn JPEG; a click at (x, y) on it is mapped back to the image with
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,34 @@ class SheetLayout:
             return None  # the gap between cells
         index = row * self.columns + col
         return index if index < n else None
+
+
+def page_token(ids: Sequence[str]) -> str:
+    """A short name for the page showing ``ids``: it travels with a click on that page's sheet."""
+    return hashlib.sha1("\n".join(ids).encode()).hexdigest()[:12]
+
+
+def remember_page(shown: MutableMapping[str, tuple[str, ...]], ids: Sequence[str], keep: int = 8) -> str:
+    """Record the page showing ``ids`` in ``shown`` (the last ``keep`` pages of a session); its token."""
+    token = page_token(ids)
+    shown.pop(token, None)
+    shown[token] = tuple(ids)  # newest last
+    while len(shown) > keep:
+        del shown[next(iter(shown))]
+    return token
+
+
+def clicked_id(shown: MutableMapping[str, tuple[str, ...]], click: dict, layout: SheetLayout) -> str | None:
+    """The image under a click on a sheet, read on the page the click was made on (its ``page`` token), even when
+    the session has drawn another page since; ``None`` for a gap or a page no longer remembered."""
+    ids = shown.get(str(click.get("page")))
+    if ids is None:
+        return None
+    try:
+        cell = layout.cell_at(float(click["x"]), float(click["y"]), float(click["width"]), float(click["height"]), len(ids))
+    except (KeyError, TypeError, ValueError):  # not a click this sheet sends
+        return None
+    return None if cell is None else ids[cell]
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:

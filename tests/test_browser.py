@@ -243,13 +243,11 @@ def test_gallery_at_3000_images_pages_filters_and_searches(server, page, big_fol
     page.wait_for_function("() => !document.body.innerText.includes('Images 61–120 of 3,000.')", timeout=60_000)
     assert "of 3,000." in _gallery_caption(page)
 
-    before = _sheet(page).get_attribute("src")
     page.locator("[data-testid='stSelectbox']", has_text="Class").locator("input").click()
     page.get_by_role("option", name="c7", exact=True).click()
     page.get_by_text("Images 1–60 of 300 matching (dataset: 3,000).").wait_for(timeout=60_000)
-    deadline = time.time() + 60  # click the filtered page's sheet, not the previous one still on screen
-    while (page.locator(SHEET).count() != 1 or _sheet(page).get_attribute("src") == before) and time.time() < deadline:
-        page.wait_for_timeout(250)
+    # The filtered page's sheet, not the previous one still on screen (a click is read on the page it was made on).
+    page.locator(f"{SHEET}[alt='Images 1–60 of 300']").wait_for(timeout=60_000)
 
     click_cell(page, 5)  # the 6th image of class c7
     header = page.locator("h3", has_text="Most similar to")
@@ -262,6 +260,43 @@ def test_gallery_at_3000_images_pages_filters_and_searches(server, page, big_fol
     _sheet(page).wait_for(timeout=60_000)
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "home_3000.png"))
+
+
+def test_a_click_on_the_page_shown_counts_while_the_next_page_is_on_its_way(server, page, big_folder):
+    """The user clicks an image of page 1 after asking for page 2, before page 2 arrives: the click is read on page 1
+    (what they saw), not dropped. The server's messages are held back to make that moment last."""
+    import re
+    from urllib.parse import quote
+
+    held: list = []
+    hold = False  # while True, the server's messages wait in `held`
+    routes = []
+
+    def relay(ws):
+        server_ws = ws.connect_to_server()
+        ws.on_message(server_ws.send)
+        server_ws.on_message(lambda message: held.append(message) if hold else ws.send(message))
+        routes.append(ws)
+
+    pg = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    pg.route_web_socket(re.compile(r".*/_stcore/stream"), relay)
+    pg.goto(f"{server}/?dataset={quote(str(big_folder))}")
+    pg.locator(f"{SHEET}[alt='Images 1–60 of 3,000']").wait_for(timeout=180_000)
+    hold = True
+    pg.get_by_role("button", name="chevron_right").click()  # page 2: its run's messages are held
+    deadline = time.time() + 60
+    while not held and time.time() < deadline:
+        pg.wait_for_timeout(100)
+    pg.wait_for_timeout(1500)  # the page-2 run has finished on the server
+    click_cell(pg, 5)  # page 1 still on screen
+    pg.wait_for_timeout(1500)  # the click has reached the server and run
+    while held:  # in order, and still holding what arrives meanwhile
+        routes[-1].send(held.pop(0))
+    hold = False
+    header = pg.locator("h3", has_text="Most similar to")
+    header.wait_for(timeout=60_000)
+    assert header.inner_text().removeprefix("Most similar to").strip() == "c0/img_0_0005.png"  # page 1's 6th image
+    pg.context.close()
 
 
 def test_add_dataset_is_drawn_when_opened_and_opens_a_server_folder(server, page, big_folder):

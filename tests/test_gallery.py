@@ -60,6 +60,27 @@ def test_cell_at_maps_clicks_back_to_cells_at_any_display_width():
     assert layout.cell_at((110 + 50) / 2, (120 + 105) / 2, w / 2, h / 2, 10) == 5
 
 
+def test_a_click_is_read_on_the_page_it_was_made_on():
+    layout = gallery.SheetLayout(columns=4, cell=100, caption=10, gap=10)
+    w, h = layout.size(8)
+    shown: dict = {}
+    first = gallery.remember_page(shown, [f"a{n}" for n in range(8)])
+    second = gallery.remember_page(shown, [f"b{n}" for n in range(8)])  # drawn after; the user clicked the first
+    on_cell_5 = {"x": 110 + 50, "y": 120 + 50, "width": w, "height": h}
+    assert gallery.clicked_id(shown, {**on_cell_5, "page": first}, layout) == "a5"
+    assert gallery.clicked_id(shown, {**on_cell_5, "page": second}, layout) == "b5"
+    assert gallery.clicked_id(shown, {**on_cell_5, "page": "unknown"}, layout) is None
+    assert gallery.clicked_id(shown, {"x": 105, "y": 5, "width": w, "height": h, "page": first}, layout) is None  # gap
+    assert gallery.clicked_id(shown, {"page": first, "x": "?"}, layout) is None  # not a click the sheet sends
+
+
+def test_remember_page_keeps_the_last_pages_only():
+    shown: dict = {}
+    tokens = [gallery.remember_page(shown, [f"p{n}"], keep=3) for n in range(5)]
+    assert list(shown) == tokens[2:]
+    assert gallery.remember_page(shown, ["p2"], keep=3) == tokens[2] and list(shown)[-1] == tokens[2]  # seen again: newest
+
+
 def _write(path, color, size=(40, 30)):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", size, color).save(path)

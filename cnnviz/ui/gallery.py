@@ -8,7 +8,6 @@ rerun re-sends one cached image, whatever the dataset's size.
 
 from __future__ import annotations
 
-import hashlib
 from functools import partial
 
 import numpy as np
@@ -50,14 +49,12 @@ def _random_page(key: str, n_pages: int) -> None:
     st.session_state[key] = gallery.random_page(n_pages, st.session_state.get(key, 1))
 
 
-def _clicked_sheet(key: str, ids: tuple[str, ...], columns: int) -> None:
-    """on_click of the sheet: the image under the click becomes the query."""
+def _clicked_sheet(key: str, shown_key: str, columns: int) -> None:
+    """on_click of the sheet: the image under the click, on the page it was made on, becomes the query."""
     value = sheet.clicked(key)
-    if not value:
-        return
-    cell = gallery.SheetLayout(columns=columns).cell_at(value["x"], value["y"], value["width"], value["height"], len(ids))
-    if cell is not None:
-        state.set_query(ids[cell])
+    image_id = gallery.clicked_id(st.session_state.get(shown_key, {}), value, gallery.SheetLayout(columns=columns)) if value else None
+    if image_id is not None:
+        state.set_query(image_id)
 
 
 def _clicked_row(key: str, ids: tuple[str, ...]) -> None:
@@ -109,11 +106,14 @@ def image_gallery(ds: ImageDataset, ref: str, key: str, columns: int = gallery.C
     if st.session_state.get(f"{key}.view") == "list":
         _table(ds, page, ids, key)
         return
-    # A key per page (like the list view's): a click maps onto the sheet it was made on, even when it lands
-    # while the next page is being drawn; a new query on the same page keeps the image (no reload).
-    sheet_key = f"{key}.sheet." + hashlib.sha1("\n".join(ids).encode()).hexdigest()[:12]
-    sheet.clickable_image(_sheet(ref, page.indices, columns), key=sheet_key, alt=f"Images {page.first:,}–{last:,}",
-                          on_click=partial(_clicked_sheet, sheet_key, ids, columns))
+    # One key for every page: Streamlit drops a click on a widget that left the last run, so a key per page lost a
+    # click made on a page while the next was being drawn. The click names its page; the session's last pages
+    # are kept to read it on the page the user saw.
+    sheet_key, shown_key = f"{key}.sheet", f"{key}.sheet_pages"
+    token = gallery.remember_page(st.session_state.setdefault(shown_key, {}), ids)
+    sheet.clickable_image(_sheet(ref, page.indices, columns), key=sheet_key, page=token,
+                          alt=f"Images {page.first:,}–{last:,} of {page.n_matching:,}",
+                          on_click=partial(_clicked_sheet, sheet_key, shown_key, columns))
 
 
 def _table(ds: ImageDataset, page: gallery.Page, ids: tuple[str, ...], key: str) -> None:
@@ -121,7 +121,7 @@ def _table(ds: ImageDataset, page: gallery.Page, ids: tuple[str, ...], key: str)
     df = pd.DataFrame({"image": thumbnails.data_uris([it.path for it in items], 64), "id": list(ids),
                        "class": [it.label or "-" for it in items]})
     # A key per page: a row selection belongs to the rows it was made on.
-    table_key = f"{key}.table." + hashlib.sha1("\n".join(ids).encode()).hexdigest()[:12]
+    table_key = f"{key}.table." + gallery.page_token(ids)
     st.dataframe(df, key=table_key, hide_index=True, width="stretch", height=min(38 + 56 * len(df), 640), row_height=56,
                  on_select=partial(_clicked_row, table_key, ids), selection_mode="single-row",
                  column_config={"image": st.column_config.ImageColumn("image", width="small")})
