@@ -38,12 +38,14 @@ except CnnvizError as exc:
     st.error(str(exc))
     st.stop()
 
-with st.expander("Choose the query: click a dataset image or upload one", expanded=st.session_state[state.QUERY] is None and not st.session_state[state.UPLOAD]):
+# Each element costs the browser tens of ms on a 2-core machine: no hint is said twice (an A/B without the
+# picker's caption, the "pick a query" box and the divider: 0.16-0.22 s faster, docs/scale.md).
+with st.expander("Choose the query: click an image here or on the Feature map, or upload one",
+                 expanded=st.session_state[state.QUERY] is None and not st.session_state[state.UPLOAD]):
     # Lazy tabs: the uploader (and its code in the browser) only when asked for.
     pick_tab, upload_tab = st.tabs(["Dataset images", "Upload an image"], key="search.query_source", on_change="rerun")
     if pick_tab.open:
         with pick_tab:
-            st.caption("Click an image (or a point on the Feature map tab below).")
             image_gallery(ds, ref, key="search.picker")
     if upload_tab.open:
         with upload_tab:
@@ -78,10 +80,7 @@ if res is not None:
         widgets.query_card(res, res.score_k, model_name, layer)
     with right:
         widgets.results_grid(res, flags=curation.flags(model_name, ref, layer, res))  # only if Data quality ran
-else:
-    st.info("Pick a query image above.")
 
-st.divider()
 # Lazy tabs: only the open one runs and is drawn. The map (5,000 points with thumbnails) is the page's heaviest
 # part in the browser, so it is drawn when asked for; the tab is in the URL (?view=Feature+map) for links.
 figures_tab, map_tab = st.tabs(["Dataset figures", "Feature map"], key="view", bind="query-params")

@@ -99,7 +99,8 @@ def test_search_page_every_widget_changes_results():
     at = new_app()
     at.switch_page("app_pages/search.py").run()
     assert not at.exception
-    assert any("Pick a query image" in i.value for i in at.info)
+    assert not any("Results for" in s.value for s in at.subheader)  # no query yet: the picker, open
+    assert any("Click an image to search with it" in c.value for c in at.caption)
     at.session_state["cnnviz.query"] = "birds/magpie.jpg"  # what a row selection in the picker table sets
     at.run()
     assert any("Results for birds/magpie.jpg" in s.value for s in at.subheader)
