@@ -6,7 +6,8 @@ A shorter run than ``ui_scale.py`` for the page that costs the most: the same se
 (the default view: dataset figures and the gallery sheet loaded) and features-precomputed rule. The first tab
 is cold (the figures are computed or read from disk); in it the Feature map tab is then opened until the UMAP
 map is drawn (the first time cold: numba's compile and the fit), and closed, repeatedly. p50/p95 of the page
-are over the later tabs.
+are over the later tabs. Then the page is loaded ``--repeats`` times more in one open tab (a link followed in
+it, or a reload): a new Streamlit session each time, without a new tab's renderer process.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def main() -> None:
     server = start_server(port, images.parent)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])  # as ui_scale.py
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             url = f"http://127.0.0.1:{port}/search?dataset={quote(str(images))}"
             # The cold tab first opens the map too (UMAP's one-off compile and fit, started in the background by
@@ -43,6 +44,14 @@ def main() -> None:
             result, _ = _new_sessions(context.new_page, url, _search_ready, args.repeats, close=lambda pg: pg.close(),
                                       cold_first=False)
             result["cold"] = first["cold"]
+            # The same page loaded again in one open tab (a link followed there, or a reload): no new renderer
+            # process, which on this 2-core VM costs ~1 CPU-s per tab beside the server (docs/scale.md).
+            tab_page = context.new_page()
+            tab_page.goto(url)  # the tab's first load is a new tab's; not timed
+            _search_ready(tab_page)
+            same_tab, _ = _new_sessions(lambda: tab_page, url, _search_ready, args.repeats, close=lambda pg: None,
+                                        cold_first=False)
+            tab_page.close()
         rss = rss_mb(server.pid)
     finally:
         server.terminate()
@@ -51,6 +60,9 @@ def main() -> None:
     print(f"{images} ({len(ids):,} images), {args.model}: Search page ready in a new tab, {args.repeats} warm repeats")
     print(f"cold {cold['browser_ms'] / 1000:.2f} s; browser p50 {b['p50'] / 1000:.2f} s, p95 {b['p95'] / 1000:.2f} s; "
           f"server p50 {s['p50'] / 1000:.2f} s, p95 {s['p95'] / 1000:.2f} s; server RSS {rss:.0f} MB")
+    st = same_tab["browser"]
+    print(f"same tab, loaded again: browser p50 {st['p50'] / 1000:.2f} s, p95 {st['p95'] / 1000:.2f} s; server p50 "
+          f"{same_tab['server']['p50'] / 1000:.2f} s")
     m, back = tab["browser"], tab["back to the figures"]["browser"]
     print(f"Feature map tab → map drawn: cold {tab['cold']['browser_ms'] / 1000:.2f} s; p50 {m['p50'] / 1000:.2f} s, "
           f"p95 {m['p95'] / 1000:.2f} s (server p50 {tab['server']['p50'] / 1000:.2f} s); back to the figures "
