@@ -16,7 +16,8 @@ import argparse
 from pathlib import Path
 from urllib.parse import quote
 
-from ui_scale import CHROMIUM, _new_sessions, _search_ready, check_features, free_port, map_tab, rss_mb, start_server
+from ui_scale import (CHROMIUM, _new_sessions, _search_ready, check_features, free_port, map_tab, rss_mb, same_tab_loads,
+                      start_server)
 
 
 def main() -> None:
@@ -44,14 +45,7 @@ def main() -> None:
             result, _ = _new_sessions(context.new_page, url, _search_ready, args.repeats, close=lambda pg: pg.close(),
                                       cold_first=False)
             result["cold"] = first["cold"]
-            # The same page loaded again in one open tab (a link followed there, or a reload): no new renderer
-            # process, which on this 2-core VM costs ~1 CPU-s per tab beside the server (docs/scale.md).
-            tab_page = context.new_page()
-            tab_page.goto(url)  # the tab's first load is a new tab's; not timed
-            _search_ready(tab_page)
-            same_tab, _ = _new_sessions(lambda: tab_page, url, _search_ready, args.repeats, close=lambda pg: None,
-                                        cold_first=False)
-            tab_page.close()
+            same_tab = same_tab_loads(context, url, _search_ready, args.repeats)
         rss = rss_mb(server.pid)
     finally:
         server.terminate()

@@ -225,6 +225,17 @@ def _new_sessions(new_page, url: str, ready, runs: int, keep_last: bool = False,
     return result, (pg if keep_last else None)
 
 
+def same_tab_loads(context, url: str, ready, runs: int) -> dict:
+    """``url`` loaded ``runs`` times in one open tab (a link followed there, or a reload): a new Streamlit session
+    each time, without a new tab's renderer process (~1 CPU-s per tab on this 2-core VM, docs/scale.md)."""
+    pg = context.new_page()
+    pg.goto(url)  # the tab's first load is a new tab's: not timed
+    ready(pg)
+    result, _ = _new_sessions(lambda: pg, url, ready, runs, close=lambda _: None, cold_first=False)
+    pg.close()
+    return result
+
+
 FLOOR_APP = 'import streamlit as st\nst.write("floor ready")\n'
 
 
@@ -347,6 +358,9 @@ def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, ou
             out["search page ready (empty cache)"], _ = _new_sessions(new_page, base + "/search" + link, _search_ready,
                                                                       max(2, repeats // 2), cold_first=False)
             _log("search page ready (empty cache)", out["search page ready (empty cache)"])
+            out["search page ready (same tab, loaded again)"] = same_tab_loads(
+                returning, base + "/search" + link, _search_ready, max(2, repeats // 2))
+            _log("search page ready (same tab, loaded again)", out["search page ready (same tab, loaded again)"])
 
             # Page switch through the sidebar: Home → Search → Home …
             shown, server = [], []
