@@ -120,7 +120,8 @@ def _table(ds: ImageDataset, page: gallery.Page, ids: tuple[str, ...], key: str)
     items = [ds.items[i] for i in page.indices]
     df = pd.DataFrame({"image": thumbnails.data_uris([it.path for it in items], 64), "id": list(ids),
                        "class": [it.label or "-" for it in items]})
-    # A key per page: a row selection belongs to the rows it was made on.
+    # A key per page: a row selection belongs to the rows it was made on. Unlike a sheet click it carries no page
+    # token, so one made while the next page is being drawn is dropped rather than read on the wrong rows.
     table_key = f"{key}.table." + gallery.page_token(ids)
     st.dataframe(df, key=table_key, hide_index=True, width="stretch", height=min(38 + 56 * len(df), 640), row_height=56,
                  on_select=partial(_clicked_row, table_key, ids), selection_mode="single-row",
