@@ -38,8 +38,9 @@ except CnnvizError as exc:
     st.error(str(exc))
     st.stop()
 
-# Each element costs the browser tens of ms on a 2-core machine: no hint is said twice (an A/B without the
-# picker's caption, the "pick a query" box and the divider: 0.16-0.22 s faster, docs/scale.md).
+# Each element costs the browser tens of ms on a 2-core machine: no hint is said twice. A one-server A/B without the
+# picker's caption, the "pick a query" box and the divider: 0.16-0.22 s faster at the median; a later two-server
+# comparison was within noise (docs/scale.md).
 with st.expander("Choose the query: click an image here or on the Feature map, or upload one",
                  expanded=st.session_state[state.QUERY] is None and not st.session_state[state.UPLOAD]):
     # Lazy tabs: the uploader (and its code in the browser) only when asked for.

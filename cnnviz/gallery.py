@@ -120,10 +120,10 @@ def remember_page(shown: MutableMapping[str, tuple[str, ...]], ids: Sequence[str
     return token
 
 
-def clicked_id(shown: MutableMapping[str, tuple[str, ...]], click: dict, layout: SheetLayout) -> str | None:
+def clicked_id(shown: MutableMapping[str, tuple[str, ...]], click: dict | None, layout: SheetLayout) -> str | None:
     """The image under a click on a sheet, read on the page the click was made on (its ``page`` token), even when
-    the session has drawn another page since; ``None`` for a gap or a page no longer remembered."""
-    ids = shown.get(str(click.get("page")))
+    the session has drawn another page since; ``None`` for no click, a gap or a page no longer remembered."""
+    ids = shown.get(str(click.get("page"))) if click else None
     if ids is None:
         return None
     try:

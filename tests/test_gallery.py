@@ -72,6 +72,7 @@ def test_a_click_is_read_on_the_page_it_was_made_on():
     assert gallery.clicked_id(shown, {**on_cell_5, "page": "unknown"}, layout) is None
     assert gallery.clicked_id(shown, {"x": 105, "y": 5, "width": w, "height": h, "page": first}, layout) is None  # gap
     assert gallery.clicked_id(shown, {"page": first, "x": "?"}, layout) is None  # not a click the sheet sends
+    assert gallery.clicked_id(shown, None, layout) is None  # no click yet
 
 
 def test_remember_page_keeps_the_last_pages_only():

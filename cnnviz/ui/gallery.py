@@ -51,8 +51,7 @@ def _random_page(key: str, n_pages: int) -> None:
 
 def _clicked_sheet(key: str, shown_key: str, columns: int) -> None:
     """on_click of the sheet: the image under the click, on the page it was made on, becomes the query."""
-    value = sheet.clicked(key)
-    image_id = gallery.clicked_id(st.session_state.get(shown_key, {}), value, gallery.SheetLayout(columns=columns)) if value else None
+    image_id = gallery.clicked_id(st.session_state.get(shown_key, {}), sheet.clicked(key), gallery.SheetLayout(columns=columns))
     if image_id is not None:
         state.set_query(image_id)
 
