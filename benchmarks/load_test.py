@@ -29,7 +29,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from ui_scale import SHEET, cell_position, check_features, free_port, start_server  # noqa: E402
+from ui_scale import HOME_PART, SHEET, cell_position, check_features, free_port, start_server  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 NEW_RESULT = """prev => { const h = [...document.querySelectorAll('h3')].find(e => e.innerText.startsWith('Most similar to'));
@@ -48,7 +48,7 @@ async def open_session(browser, url: str):
 
 
 async def click_loop(page, sheet, until: float, seed: int, think: float = 0.0) -> tuple[list[float], list[float]]:
-    """(click → result shown, server script time as the app reports it in the sidebar) per click, in ms."""
+    """(click → result shown, server script time as the app reports it under the gallery) per click, in ms."""
     from cnnviz.gallery import PER_PAGE
 
     rng, latencies, server, header, last = random.Random(seed), [], [], "", None
@@ -66,8 +66,9 @@ async def click_loop(page, sheet, until: float, seed: int, think: float = 0.0) -
         await page.wait_for_function(NEW_RESULT, arg=header, timeout=120_000)
         latencies.append(1000 * (time.perf_counter() - started))
         header = await page.locator("h3", has_text="Most similar to").first.inner_text()
-        await page.get_by_text("server time for this page").wait_for()
-        text = await page.get_by_text("server time for this page").inner_text()
+        part = page.get_by_text(f"server time for {HOME_PART}")  # a click reruns Home's results and gallery only
+        await part.wait_for()
+        text = await part.inner_text()
         server.append(float(re.search(r"(\d+) ms", text).group(1)))
         if think:
             await page.wait_for_timeout(1000 * think * rng.uniform(0.5, 1.5))

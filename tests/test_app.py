@@ -41,6 +41,11 @@ def click_first(at: AppTest, prefix: str) -> str:
     return query
 
 
+def result_count(at: AppTest) -> int:
+    """Results shown in the grid (one st.html element, a figure per hit)."""
+    return sum(h.value.count('<figure class="cnnviz-hit"') for h in at.get("html"))
+
+
 def metric_value(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
@@ -51,6 +56,7 @@ def test_home_click_shows_results_and_score():
     query = click_first(at, "home_birds/")
     assert any(query in s.value for s in at.subheader)
     assert 0 <= float(metric_value(at, "Search score").split()[0]) <= 100
+    assert result_count(at) == 15
     assert any("Click an image" in c.value for c in at.caption)  # the gallery is still there
     next(b for b in at.button if b.label == "Clear query").click().run()
     assert not [m for m in at.metric if m.label == "Search score"]
@@ -127,6 +133,7 @@ def test_search_page_every_widget_changes_results():
     at.number_input(key="search.top_k").set_value(5).run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric} == before  # Top k shows fewer results; the score stays at k = 15
+    assert result_count(at) == 5
     assert any(m.label == "Precision@15" for m in at.metric)
     # Lazy tabs: the map runs only when its tab is open (the tab is bound to ?view=…).
     assert not [r for r in at.radio if r.key == "search.projection"]

@@ -33,7 +33,7 @@ def test_crop_box_on_home_in_a_real_browser(server, page):
     page.locator("h3", has_text="Most similar to birds/magpie.jpg").first.wait_for(timeout=300_000)
     page.get_by_text("Search a region of the query").click()
     page.locator("h3", has_text="(region 25,25,77,77)").wait_for(timeout=120_000)
-    results = lambda: page.locator("[data-testid='stMarkdownContainer']", has_text=" · sim ").all_inner_texts()  # noqa: E731
+    results = lambda: page.locator(".cnnviz-hit figcaption").all_inner_texts()  # noqa: E731
     before = results()
     canvas = page.frame_locator("iframe[title*='st_cropper']").first.locator("canvas").last
     canvas.wait_for(timeout=60_000)

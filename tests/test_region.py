@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def test_crop_box_on_home_and_search_pages(photos):
     at.run()
     at.session_state["cnnviz.query"] = "birds/magpie.jpg"
     at.run()
-    captions = lambda: [m.value for m in at.markdown if m.value.startswith("#") and " · sim " in m.value]  # noqa: E731
+    captions = lambda: [c for h in at.get("html") for c in re.findall(r"<figcaption[^>]*>(.*?)</figcaption>", h.value)]  # noqa: E731
     whole = captions()
     assert len(whole) == 15
     assert any(s.value == "Most similar to birds/magpie.jpg" for s in at.subheader)

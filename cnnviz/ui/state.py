@@ -39,6 +39,11 @@ def record_run_time(seconds: float) -> None:
     st.sidebar.caption(f":material/timer: server time for this page: {1000 * seconds:.0f} ms")
 
 
+def show_part_time(part: str, seconds: float) -> None:
+    """Show how long a fragment's run (a part of the page rerun alone) took on the server."""
+    st.caption(f":material/timer: server time for {part}: {1000 * seconds:.0f} ms")
+
+
 # --- links that reproduce a view: ?dataset=…&model=…&layer=…&metric=…&query=… ------------------------------
 
 URL_RESTORED = "cnnviz.url_restored"

@@ -12,20 +12,15 @@ def results_grid(res: SearchResult, columns: int = 5, thumb: int = 160, flags: d
     """Ranked results with class and similarity; a green check or a red cross says whether the class is the query's.
 
     ``flags`` (optional): a short note per result id (e.g. a suspected label error from the Data quality page).
+    One ``st.html`` element for the whole grid (see :mod:`cnnviz.result_cards` for why).
     """
-    cols = st.columns(columns)
-    for n, hit in enumerate(res.hits):
-        col = cols[n % columns]
-        col.image(cached.thumbnail(hit.path, thumb))
-        if res.query_label is None:
-            mark = ""
-        elif hit.label == res.query_label:
-            mark = ":green[:material/check_circle:] "
-        else:
-            mark = ":red[:material/cancel:] "
-        col.markdown(f"#{hit.rank} {mark}{hit.label or ''} · sim {hit.similarity:.3f}")
-        if flags and hit.id in flags:
-            col.caption(f":orange[:material/flag:] {flags[hit.id]}")
+    from ..result_cards import Card, results_html
+    from ..thumbnails import data_uris
+
+    uris = data_uris([hit.path for hit in res.hits], thumb)  # memoised per image: a new query re-encodes nothing
+    flags = flags or {}
+    cards = [Card(uri, hit.rank, hit.id, hit.label, hit.similarity, flags.get(hit.id)) for hit, uri in zip(res.hits, uris)]
+    st.html(results_html(cards, res.query_label, columns))
 
 
 def query_card(res: SearchResult, k: int, model_name: str, layer: str) -> None:
