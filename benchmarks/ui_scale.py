@@ -8,7 +8,8 @@ the script refuses to start otherwise, so no timing includes feature extraction.
 (``/?dataset=DIR``), as a user sending a colleague a view would.
 
 Timings are in the browser (action → what a user waits for is on screen, images decoded) and, where the
-app reports it, on the server (the script time shown in the sidebar). "cold" = the first time after the
+app reports it, on the server (the script time shown in the sidebar; for a click or a gallery page, the time of
+Home's results-and-gallery fragment, which reruns alone, shown under the gallery). "cold" = the first time after the
 server started (dataset scan, features, index, thumbnails made); p50/p95 are over the warm repeats.
   - home first render: a new session opens the link → the gallery sheet is loaded
   - click → results: a click on a gallery image → "Most similar to <that image>" and all result images loaded

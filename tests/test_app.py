@@ -58,6 +58,7 @@ def test_home_click_shows_results_and_score():
     assert 0 <= float(metric_value(at, "Search score").split()[0]) <= 100
     assert result_count(at) == 15
     assert any("Click an image" in c.value for c in at.caption)  # the gallery is still there
+    assert any("server time for the results and gallery" in c.value for c in at.caption)  # the fragment's own
     next(b for b in at.button if b.label == "Clear query").click().run()
     assert not [m for m in at.metric if m.label == "Search score"]
 
