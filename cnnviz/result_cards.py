@@ -1,9 +1,9 @@
 """Search results as one HTML grid: a thumbnail and a caption per hit, drawn by the browser in one element.
 
-One ``st.html`` element instead of an ``st.image`` plus an ``st.markdown`` per hit: Streamlit's frontend
-re-renders its element tree for every element a script run sends, and each ``st.image`` is a separate HTTP
-request for a media file. On Home at 10,000 images this cut a click's CPU (server and browser together) by
-about a fifth (docs/scale.md). The marks are SVG images (Material icon paths, Apache-2.0), so they need no
+One ``st.html`` element instead of an ``st.image`` plus an ``st.markdown`` per hit: a rerun sends every element
+again and the frontend re-renders each, and each ``st.image`` is a separate HTTP request for a media file. On
+Home at 10,000 images this cut a click's CPU (server and browser together) by about a fifth (docs/scale.md).
+The marks are SVG images (Material icon paths, Apache-2.0), so they need no
 emoji or icon font on the viewer's machine.
 """
 
