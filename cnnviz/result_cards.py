@@ -57,7 +57,7 @@ def results_html(cards: Sequence[Card], query_label: str | None, columns: int = 
         caption = f"#{card.rank} {mark}{escape(card.label or '')} · sim {card.similarity:.3f}"
         cells.append(f'<figure class="cnnviz-hit" style="margin:0">'
                      f'<img src="{escape(card.src)}" alt="{escape(card.image_id)}" title="{escape(card.image_id)}" '
-                     f'style="display:block;width:100%;height:auto;border-radius:0.25rem">'
+                     f'style="display:block;max-width:100%;height:auto;border-radius:0.25rem">'
                      f'<figcaption style="margin-top:0.25rem">{caption}</figcaption>{flag}</figure>')
     return (f'<div class="cnnviz-results" style="display:grid;grid-template-columns:repeat({columns},minmax(0,1fr));'
             f'gap:1rem 1rem">{"".join(cells)}</div>')

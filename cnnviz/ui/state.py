@@ -36,7 +36,7 @@ def set_query_from_map(chart_key: str, selection: str, valid_ids: list[str]) -> 
 def record_run_time(seconds: float) -> None:
     """Keep and show how long this script run took on the server (read by benchmarks/ui_latency.py)."""
     st.session_state[LAST_RUN_MS] = 1000 * seconds
-    st.sidebar.caption(f":material/timer: server time for this page: {1000 * seconds:.0f} ms")
+    st.sidebar.caption(f":material/timer: server time for this page (last full run): {1000 * seconds:.0f} ms")
 
 
 def show_part_time(part: str, seconds: float) -> None:
