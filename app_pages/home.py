@@ -29,6 +29,7 @@ def results_and_gallery() -> None:
     """A click on the gallery reruns this part only: the title and the sidebar are not sent again, so a click
     costs the server and the browser less (8 sessions on 10,000 images: docs/scale.md)."""
     started = time.perf_counter()
+    state.write_url("")  # a fragment run skips app.py, which writes the address; first, as there, so it comes first
     query = st.session_state[state.QUERY]
     results = st.container()  # always there, so the gallery below keeps its place (and its frame) when a query appears
     if query in ds:
@@ -51,7 +52,6 @@ def results_and_gallery() -> None:
 
     st.subheader(f"{ds.name}: {len(ds.items)} images, {len(ds.classes)} classes — click one")
     image_gallery(ds, ref, key="home")
-    state.write_url("")  # a fragment run skips app.py, which writes the address after a full run
     state.show_part_time("the results and gallery", time.perf_counter() - started)
 
 

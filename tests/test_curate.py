@@ -372,7 +372,7 @@ def test_data_quality_page_and_click_opens_search(noisy, noisy_result, monkeypat
     assert exact["kind"] == "exact"
     at.button(key="quality.dup.0.a").click().run()
     assert not at.exception and at.session_state["cnnviz.query"] == exact["a"]
-    assert any("duplicate of the query" in c.value for c in at.caption)
+    assert any("duplicate of the query" in h.value for h in at.get("html"))  # a flag in the results grid
     # A second model asked about the labels: the probe line names its layers.
     at.switch_page("app_pages/data_quality.py").run()
     at.multiselect(key="quality.probe_models").set_value(["mobilenet_v2_tv"]).run()
