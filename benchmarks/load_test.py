@@ -35,7 +35,7 @@ CHROMIUM = "/usr/bin/chromium"
 # The harness shares the 2 cores with what it measures, so each click costs it one mouse event and three small
 # scripts in the page (no playwright locator, whose actionability checks and text scans ran several times per
 # click): where the sheet is, the new result header once painted, the server time once the run ended.
-SHEET_BOX = """() => { const i = document.querySelector("img[data-testid='cnnvizSheet']");
+SHEET_BOX = """sheet => { const i = document.querySelector(sheet);
     if (!i) return null; i.scrollIntoView({block: 'nearest'}); const r = i.getBoundingClientRect();
     return r.width ? {x: r.left, y: r.top, width: r.width, height: r.height} : null; }"""
 _WHEN = """(test, then) => new Promise(resolve => {
@@ -53,14 +53,13 @@ RUN_TIME = f"""part => ({_WHEN})(() => document.querySelector("[data-testid='stS
 
 
 async def open_session(browser, url: str):
-    """A new browser context (= a new Streamlit session) on Home, with its gallery sheet loaded."""
+    """A new browser context (= a new Streamlit session) on Home, with its gallery sheet loaded: its page."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     await page.goto(url, timeout=300_000)  # playwright's default 30 s is too short for 8 tabs on 2 shared cores
     await page.get_by_text("click one").wait_for(timeout=300_000)
-    sheet = page.locator(SHEET).first
-    await sheet.wait_for(timeout=300_000)
-    return context, page, sheet
+    await page.locator(SHEET).first.wait_for(timeout=300_000)
+    return page
 
 
 async def click_loop(page, until: float, seed: int, think: float = 0.0) -> tuple[list[float], list[float]]:
@@ -73,7 +72,7 @@ async def click_loop(page, until: float, seed: int, think: float = 0.0) -> tuple
         last = n
         box = None
         while box is None:  # the sheet may be re-laid out just after a rerun
-            box = await page.evaluate(SHEET_BOX)
+            box = await page.evaluate(SHEET_BOX, SHEET)
             if box is None:
                 await page.wait_for_timeout(20)
         x, y = cell_position(box, n)
@@ -97,7 +96,7 @@ async def run(url: str, sessions: int, duration: float, think: float = 0.0) -> l
         # One after another: eight first renders at once on 2 cores measure chromium's start-up, not the clicks.
         opened = [await open_session(browser, url) for _ in range(sessions)]
         until = time.time() + duration
-        results = await asyncio.gather(*(click_loop(page, until, seed, think) for seed, (_, page, _sheet) in enumerate(opened)))
+        results = await asyncio.gather(*(click_loop(page, until, seed, think) for seed, page in enumerate(opened)))
         await browser.close()
     return list(results)
 
