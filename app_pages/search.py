@@ -98,7 +98,7 @@ if figures_tab.open:
                 m2.metric(f"Precision@{report['score_k']}", figure_text(report, "precision_at_k", 3))
                 m3.metric("Leave-one-out 5-NN accuracy", figure_text(report, "knn_accuracy", 3))
                 st.caption(f"Dataset figures: {figures_note(report)}.")
-                st.table(charts.per_class_table(report["per_class"], res.query_label if res else None))
+                st.html(charts.per_class_html(report["per_class"], res.query_label if res else None))
         else:
             st.caption("This dataset has no classes, so there is no score — search and the map still work.")
 

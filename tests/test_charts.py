@@ -37,17 +37,19 @@ def test_fresh_spec_is_a_copy_streamlit_may_edit():
     assert charts.fresh_spec(spec)["datasets"] == spec["datasets"]
 
 
-def test_per_class_table_sorts_best_first_and_marks_the_query_class():
-    from cnnviz.ui.charts import per_class_table
-
-    styler = per_class_table({"a": 40.0, "b": 90.5, "c": 10.0}, query_class="a")
-    assert list(styler.data["class"]) == ["b", "a", "c"]
-    html = styler.to_html()
-    assert "90.5" in html and "linear-gradient" in html  # the in-cell bars
+def test_per_class_html_sorts_best_first_bolds_the_query_class_and_escapes_names():
     import re
 
-    rules = re.findall(r"#T_\w+_row(\d+)_col0[^{]*\{([^}]*)\}", html)
-    assert {int(r) for r, body in rules if "font-weight: bold" in body} == {1}  # only the query's class, now second
+    from cnnviz.ui.charts import per_class_html
+
+    html = per_class_html({"a": 40.0, "<b>": 90.5, "c": 10.0, "d": 120.0}, query_class="a")
+    rows = re.findall(r"<tr([^>]*)><td[^>]*>([^<]*)</td><td[^>]*>([^<]*)</td></tr>", html)
+    assert [(name, value) for _, name, value in rows] == [("d", "120.0"), ("&lt;b&gt;", "90.5"), ("a", "40.0"), ("c", "10.0")]
+    assert [name for attrs, name, _ in rows if "font-weight:bold" in attrs] == ["a"]  # only the query's class
+    bars = re.findall(r"#9db4d9 ([\d.]+)%", html)
+    assert bars == ["100.0", "90.5", "40.0", "10.0"]  # in-cell bars, clipped to 0-100
+    assert "<b>" not in html  # a folder name is text, not markup
+    assert "font-weight:bold" not in per_class_html({"a": 1.0})  # no query: nothing bold
 
 
 def test_cached_map_spec_follows_the_projection_metric():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from html import escape
 
 import altair as alt
 import pandas as pd
@@ -11,17 +12,25 @@ import pyarrow as pa
 MAP_SELECTION = "picked"
 
 
-def per_class_table(per_class: dict[str, float], query_class: str | None = None):
-    """Per-class mean search scores as a table with in-cell bars (0–100), best first; the query's class in bold.
+def per_class_html(per_class: dict[str, float], query_class: str | None = None) -> str:
+    """Per-class mean search scores as an HTML table with in-cell bars (0–100), best first; the query's class in
+    bold. For ``st.html``: one element in the browser.
 
-    A static HTML table (``st.table``) instead of a Vega-Lite bar chart: in A/B runs on 10,000 images the chart
-    (Vega's code loaded and compiled in the browser, Altair on the server) cost the Search page 0.1-0.4 s.
+    Not a Vega-Lite chart (Vega's code loaded and compiled in the browser cost the Search page 0.1-0.4 s), and not
+    ``st.table`` either: since Streamlit 1.5x every ``st.table`` cell is a Markdown element of its own (22 for ten
+    classes), and a styled table is rendered by pandas' Styler on the server on every run. Class names are folder
+    names, so they are escaped.
     """
-    df = pd.DataFrame({"class": list(per_class), "mean search score": list(per_class.values())})
-    df = df.sort_values("mean search score", ascending=False, kind="stable").reset_index(drop=True)
-    bold = lambda row: ["font-weight: bold" if row["class"] == query_class else ""] * len(row)  # noqa: E731
-    return (df.style.hide(axis="index").apply(bold, axis=1).format({"mean search score": "{:.1f}"})
-            .bar(subset=["mean search score"], vmin=0, vmax=100, color="#9db4d9", width=100, height=70))
+    cell = "padding:0.25rem 0.5rem;border-bottom:1px solid rgba(128,128,128,0.25);text-align:left"
+    body = []
+    for name, score in sorted(per_class.items(), key=lambda kv: -kv[1]):  # stable: ties keep the report's order
+        bold = ' style="font-weight:bold"' if name == query_class else ""
+        bar = min(max(score, 0.0), 100.0)
+        body.append(f'<tr{bold}><td style="{cell}">{escape(name)}</td><td style="{cell};background:linear-gradient('
+                    f'90deg,#9db4d9 {bar:.1f}%,transparent {bar:.1f}%)">{score:.1f}</td></tr>')
+    return (f'<table class="cnnviz-per-class" style="border-collapse:collapse;width:100%">'
+            f'<thead><tr><th style="{cell}">class</th><th style="{cell}">mean search score</th></tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
 
 
 def feature_map(df: pd.DataFrame, title: str) -> alt.Chart:

@@ -69,24 +69,25 @@ def page_controls(ds: ImageDataset, ref: str, key: str, per_page: int = gallery.
     options = [ALL, *ds.classes] if ds.labelled else [ALL]
     if st.session_state.get(class_key, ALL) not in options:  # another dataset was chosen since
         st.session_state[class_key] = ALL
-    c_class, c_name, c_page, c_prev, c_next, c_rand, c_view = st.columns([3, 3, 2, 1, 1, 2, 2], vertical_alignment="bottom")
-    label = c_class.selectbox("Class", options, key=class_key, on_change=_reset_page, args=(page_key,),
-                              disabled=len(options) == 1)
-    text = c_name.text_input("File name contains", key=f"{key}.name", on_change=_reset_page, args=(page_key,),
-                             placeholder="e.g. 00042")
+    # One horizontal container, not seven st.columns: each column is three more elements for the browser to draw.
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    label = row.selectbox("Class", options, key=class_key, on_change=_reset_page, args=(page_key,),
+                          disabled=len(options) == 1, width="stretch")
+    text = row.text_input("File name contains", key=f"{key}.name", on_change=_reset_page, args=(page_key,),
+                          placeholder="e.g. 00042", width="stretch")
     found = _matching(ref, None if label == ALL else label, text)
     n_pages = gallery.page_count(len(found), per_page)
     current = min(max(1, int(st.session_state.get(page_key, 1))), n_pages)
     st.session_state[page_key] = current  # clamped before the widget exists (filters or the dataset changed)
-    c_page.number_input(f"Page (of {n_pages:,})", min_value=1, max_value=n_pages, step=1, key=page_key)
-    c_prev.button(":material/chevron_left:", key=f"{key}.prev", help="Previous page", disabled=current <= 1,
-                  on_click=_set_page, args=(page_key, current - 1))
-    c_next.button(":material/chevron_right:", key=f"{key}.next", help="Next page", disabled=current >= n_pages,
-                  on_click=_set_page, args=(page_key, current + 1))
-    c_rand.button("Random", key=f"{key}.random", icon=":material/shuffle:", help="A random page", disabled=n_pages <= 1,
-                  on_click=_random_page, args=(page_key, n_pages))
-    c_view.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key=f"{key}.view", default="thumbnails",
-                             label_visibility="hidden", help="Thumbnails (click one) or a list with file names (select a row)")
+    row.number_input(f"Page (of {n_pages:,})", min_value=1, max_value=n_pages, step=1, key=page_key, width=150)
+    row.button(":material/chevron_left:", key=f"{key}.prev", help="Previous page", disabled=current <= 1,
+               on_click=_set_page, args=(page_key, current - 1))
+    row.button(":material/chevron_right:", key=f"{key}.next", help="Next page", disabled=current >= n_pages,
+               on_click=_set_page, args=(page_key, current + 1))
+    row.button("Random", key=f"{key}.random", icon=":material/shuffle:", help="A random page", disabled=n_pages <= 1,
+               on_click=_random_page, args=(page_key, n_pages))
+    row.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key=f"{key}.view", default="thumbnails",
+                          label_visibility="hidden", help="Thumbnails (click one) or a list with file names (select a row)")
     return gallery.page_of(found, current, per_page)
 
 
