@@ -43,6 +43,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CHROMIUM = "/usr/bin/chromium"
+PER_CLASS = "table.cnnviz-per-class td"  # the Search page's per-class table (cnnviz/ui/charts.per_class_html)
 SHEET = "img[data-testid='cnnvizSheet']"  # the gallery page: one image in the page (cnnviz/ui/sheet.py)
 RESULTS_LOADED = """q => { const h = [...document.querySelectorAll('h3')].find(e => e.innerText.startsWith('Most similar to'));
     if (!h || h.innerText.replace('Most similar to', '').trim() !== q) return false;
@@ -81,6 +82,65 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _ticks(pid: int) -> int:
+    """User + system CPU ticks of one process so far (0 once it has exited)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def _browser_pids() -> list[int]:
+    """Chromium's processes started by this benchmark: every descendant of this process except playwright's
+    node driver (the harness, not the browser)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            todo.append(child)
+            try:
+                if "chrom" in (Path(f"/proc/{child}/comm").read_text()):
+                    found.append(child)
+            except OSError:
+                pass
+    return found
+
+
+class CpuMeter:
+    """CPU seconds the browser (all its processes) and the server used between ``start()`` and ``stop()``. Unlike
+    a wall-clock time it does not grow when other work shares the machine's cores (though it moves a little with
+    the CPU's clock and cache contention), so its ratio to the one-line app's shows what a page costs."""
+
+    def __init__(self, server_pid: int | None):
+        self.server_pid = server_pid
+
+    def start(self) -> None:
+        self._browser = {pid: _ticks(pid) for pid in _browser_pids()}
+        self._server = _ticks(self.server_pid) if self.server_pid else 0
+
+    def stop(self) -> dict:
+        hz = os.sysconf("SC_CLK_TCK")
+        pids = set(self._browser) | set(_browser_pids())  # a new tab's renderer counts from zero
+        browser = sum(_ticks(pid) - self._browser.get(pid, 0) for pid in pids) / hz
+        server = (_ticks(self.server_pid) - self._server) / hz if self.server_pid else 0.0
+        return {"browser_cpu_s": browser, "server_cpu_s": server}
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(all CPU ticks, "steal" ticks) of the machine so far, from /proc/stat: steal is time the hypervisor gave to
+    other virtual machines while this one wanted to run."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(fields[:8]), fields[7]
 
 
 def cell_position(box: dict, n: int) -> tuple[float, float]:
@@ -149,7 +209,7 @@ def _search_ready(pg, timeout: float = 600.0) -> None:
     """The page's default view final: the dataset figures with their per-class chart, and the gallery sheet."""
     ms = timeout * 1000
     pg.get_by_text("Mean search score").first.wait_for(timeout=ms)
-    pg.locator("[data-testid='stTable'] td").last.wait_for(timeout=ms)  # the per-class table
+    pg.locator(PER_CLASS).last.wait_for(timeout=ms)
     _settled(pg, ms)
     wait_sheet(pg, timeout=timeout)
 
@@ -179,7 +239,7 @@ def map_tab(pg, repeats: int) -> dict:
         t = time.perf_counter()
         pg.get_by_role("tab", name="Dataset figures").click()
         pg.get_by_text("Mean search score").first.wait_for(timeout=600_000)
-        pg.locator("[data-testid='stTable'] td").last.wait_for()
+        pg.locator(PER_CLASS).last.wait_for()
         back.append(1000 * (time.perf_counter() - t))
     return {"cold": cold, "browser": _stats(opened), "server": _stats([s for s in server if s]),
             "back to the figures": {"browser": _stats(back[1:])}}
@@ -203,40 +263,46 @@ def _log(step: str, value: dict) -> None:
 
 
 def _new_sessions(new_page, url: str, ready, runs: int, keep_last: bool = False, progress: str | None = None,
-                  close=lambda pg: pg.context.close(), cold_first: bool = True):
+                  close=lambda pg: pg.context.close(), cold_first: bool = True, server_pid: int | None = None):
     """Open ``url`` in ``runs`` new sessions until ``ready(page)``; the first is cold (unless ``cold_first`` is
     false: the server already did that work), the rest are timed.
 
-    Returns ``({cold, browser, server}, the last page if keep_last else None)``; ``progress`` names a
+    Returns ``({cold, browser, server, cpu_s}, the last page if keep_last else None)``: ``cpu_s`` is the CPU
+    seconds per warm load of the browser's processes and of the server (``server_pid``); ``progress`` names a
     partial result logged before each warm run (slow steps report what they have so far).
     """
-    shown, server, cold, pg = [], [], None, None
+    shown, server, cpu, cold, pg = [], [], [], None, None
+    meter = CpuMeter(server_pid)
     for r in range(runs):
         if r and progress:
             _log(progress, {"cold": cold, "browser": _stats(shown)})
         pg = new_page()
+        meter.start()
         t = time.perf_counter()
         pg.goto(url)
         ready(pg)
         dt = 1000 * (time.perf_counter() - t)
+        used = meter.stop()
         if r == 0 and cold_first:
             cold = {"browser_ms": dt, "server_ms": server_ms(pg)}
         else:
             shown.append(dt)
             server.append(server_ms(pg))
+            cpu.append(used)
         if not (keep_last and r == runs - 1):
             close(pg)
-    result = {"cold": cold, "browser": _stats(shown), "server": _stats([s for s in server if s])}
+    result = {"cold": cold, "browser": _stats(shown), "server": _stats([s for s in server if s]),
+              "cpu_s": {k: _stats([c[k] for c in cpu]) for k in ("browser_cpu_s", "server_cpu_s")} if cpu else {}}
     return result, (pg if keep_last else None)
 
 
-def same_tab_loads(context, url: str, ready, runs: int) -> dict:
+def same_tab_loads(context, url: str, ready, runs: int, server_pid: int | None = None) -> dict:
     """``url`` loaded ``runs`` times in one open tab (a link followed there, or a reload): a new Streamlit session
     each time, without a new tab's renderer process (~1 CPU-s per tab on this 2-core VM, docs/scale.md)."""
     pg = context.new_page()
     pg.goto(url)  # the tab's first load is a new tab's: not timed
     ready(pg)
-    result, _ = _new_sessions(lambda: pg, url, ready, runs, close=lambda _: None, cold_first=False)
+    result, _ = _new_sessions(lambda: pg, url, ready, runs, close=lambda _: None, cold_first=False, server_pid=server_pid)
     pg.close()
     return result
 
@@ -260,25 +326,33 @@ def streamlit_floor(runs: int) -> dict:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
                 context = browser.new_context(viewport={"width": 1400, "height": 1000})
-                fresh, cached = [], []
+                fresh, cached, cpu = [], [], {True: [], False: []}
+                meter = CpuMeter(server.pid)
                 for r in range(runs + 1):
                     for fresh_browser, times in ((True, fresh), (False, cached)):
                         pg = (browser.new_context(viewport={"width": 1400, "height": 1000}) if fresh_browser
                               else context).new_page()
+                        meter.start()
                         t = time.perf_counter()
                         pg.goto(f"http://127.0.0.1:{port}/")
                         pg.get_by_text("floor ready").wait_for()
+                        dt, used = 1000 * (time.perf_counter() - t), meter.stop()
                         if r:  # the first is the server's cold start
-                            times.append(1000 * (time.perf_counter() - t))
+                            times.append(dt)
+                            cpu[fresh_browser].append(used)
                         (pg.context if fresh_browser else pg).close()
                 browser.close()
         finally:
             server.terminate()
             server.wait(timeout=30)
-    return {"empty browser cache": {"browser": _stats(fresh)}, "browser cache warm": {"browser": _stats(cached)}}
+    cpu_s = {fresh_browser: {k: _stats([c[k] for c in used]) for k in ("browser_cpu_s", "server_cpu_s")}
+             for fresh_browser, used in cpu.items()}
+    return {"empty browser cache": {"browser": _stats(fresh), "cpu_s": cpu_s[True]},
+            "browser cache warm": {"browser": _stats(cached), "cpu_s": cpu_s[False]}}
 
 
-def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, out: dict, seed: int = 0) -> dict:
+def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, out: dict, seed: int = 0,
+            server_pid: int | None = None) -> dict:
     """Fill ``out`` step by step (a stopped run keeps the finished steps)."""
     from playwright.sync_api import sync_playwright
 
@@ -295,10 +369,11 @@ def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, ou
         # Home first render: each repeat is a new session. Empty browser cache: a new browser context (a first
         # visit: Streamlit's frontend is downloaded and compiled); cache warm: a new tab of one context.
         out["home first render (cache warm)"], _ = _new_sessions(
-            returning.new_page, base + "/" + link, _home_ready, repeats + 1, close=lambda pg: pg.close())
+            returning.new_page, base + "/" + link, _home_ready, repeats + 1, close=lambda pg: pg.close(),
+            server_pid=server_pid)
         _log("home first render (cache warm)", out["home first render (cache warm)"])
         out["home first render (empty cache)"], pg = _new_sessions(new_page, base + "/" + link, _home_ready, repeats + 1,
-                                                                   keep_last=True)
+                                                                   keep_last=True, server_pid=server_pid)
         _log("home first render (empty cache)", out["home first render (empty cache)"])
 
         if view == "list":
@@ -357,14 +432,16 @@ def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, ou
             tab.close()
             out["search page ready (cache warm)"], _ = _new_sessions(
                 returning.new_page, base + "/search" + link, _search_ready, max(2, repeats // 2),
-                progress="search page ready (so far)", close=lambda pg: pg.close(), cold_first=False)
+                progress="search page ready (so far)", close=lambda pg: pg.close(), cold_first=False,
+                server_pid=server_pid)
             out["search page ready (cache warm)"]["cold"] = search_cold
             _log("search page ready (cache warm)", out["search page ready (cache warm)"])
             out["search page ready (empty cache)"], _ = _new_sessions(new_page, base + "/search" + link, _search_ready,
-                                                                      max(2, repeats // 2), cold_first=False)
+                                                                      max(2, repeats // 2), cold_first=False,
+                                                                      server_pid=server_pid)
             _log("search page ready (empty cache)", out["search page ready (empty cache)"])
             out["search page ready (same tab, loaded again)"] = same_tab_loads(
-                returning, base + "/search" + link, _search_ready, max(2, repeats // 2))
+                returning, base + "/search" + link, _search_ready, max(2, repeats // 2), server_pid)
             _log("search page ready (same tab, loaded again)", out["search page ready (same tab, loaded again)"])
 
             # Page switch through the sidebar: Home → Search → Home …
@@ -400,8 +477,9 @@ def main() -> None:
     results: dict[str, dict] = {}
     before = rss_mb(server.pid)
     after = float("nan")
+    ticks_before = machine_ticks()
     try:
-        measure(f"http://127.0.0.1:{port}", images, ids, args.repeats, args.view, results)
+        measure(f"http://127.0.0.1:{port}", images, ids, args.repeats, args.view, results, server_pid=server.pid)
         for name, value in streamlit_floor(args.repeats).items():
             results[f"Streamlit floor: one-line app, new session ({name})"] = value
             _log(f"Streamlit floor ({name})", value)
@@ -411,8 +489,11 @@ def main() -> None:
         after = rss_mb(server.pid)
         server.terminate()
         server.wait(timeout=30)
+    all_ticks, steal_ticks = (b - a for a, b in zip(ticks_before, machine_ticks()))
+    steal = 100.0 * steal_ticks / all_ticks if all_ticks else None
     report = {"images": str(images), "n": len(ids), "model": args.model, "repeats": args.repeats, "view": args.view,
-              "cpus": os.cpu_count(), "server_rss_mb": {"before": before, "after": after}, "results": results}
+              "cpus": os.cpu_count(), "steal_percent": steal, "server_rss_mb": {"before": before, "after": after},
+              "results": results}
     if args.json:
         print(json.dumps(report, indent=2))
         return
@@ -427,6 +508,27 @@ def main() -> None:
         print(f"| {name} | {fmt(cold.get('browser_ms'))} | {fmt(b.get('p50'))} | {fmt(b.get('p95'))} | "
               f"{fmt(s.get('p50'))} | {fmt(s.get('p95'))} |")
     print(f"server RSS: {before:.0f} MB before the first session, {after:.0f} MB after")
+    if steal is not None:
+        print(f"CPU steal (time the hypervisor gave to other machines) during the run: {steal:.1f}%")
+    print_cpu_table(results)
+
+
+def print_cpu_table(results: dict) -> None:
+    """CPU seconds per new-session load (p50), browser and server, against the one-line app's in the same run."""
+    floors = {empty: results.get(f"Streamlit floor: one-line app, new session ({name})", {}).get("cpu_s")
+              for empty, name in ((True, "empty browser cache"), (False, "browser cache warm"))}
+    print("\n| page load, CPU seconds p50 | browser (all processes) | server | together | × the one-line app's |")
+    print("|---|---|---|---|---|")
+    for name, r in results.items():
+        cpu = r.get("cpu_s")
+        if not cpu or "browser_cpu_s" not in cpu or not cpu["browser_cpu_s"].get("n"):
+            continue
+        b, s = cpu["browser_cpu_s"]["p50"], cpu["server_cpu_s"]["p50"]
+        floor = floors["empty cache" in name or "empty browser cache" in name]
+        ratio = "–"
+        if floor and floor["browser_cpu_s"].get("n"):
+            ratio = f"{(b + s) / (floor['browser_cpu_s']['p50'] + floor['server_cpu_s']['p50']):.2f}"
+        print(f"| {name} | {b:.2f} | {s:.2f} | {b + s:.2f} | {ratio} |")
 
 
 if __name__ == "__main__":
