@@ -118,8 +118,8 @@ def _browser_pids() -> list[int]:
 
 class CpuMeter:
     """CPU seconds the browser (all its processes) and the server used between ``start()`` and ``stop()``. Unlike
-    a wall-clock time it does not grow when other work shares the machine's cores (though it moves a little with
-    the CPU's clock and cache contention), so its ratio to the one-line app's shows what a page costs."""
+    a wall-clock time it leaves out waiting while other work holds the cores (a slower host CPU still raises it),
+    so its ratio to the one-line app's in the same run shows what a page costs."""
 
     def __init__(self, server_pid: int | None):
         self.server_pid = server_pid
