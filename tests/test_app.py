@@ -1,5 +1,6 @@
 """Streamlit AppTest for every page: change each widget, results change, no exception."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,9 @@ def test_search_page_every_widget_changes_results():
     at.session_state["cnnviz.query"] = "birds/magpie.jpg"  # what a row selection in the picker table sets
     at.run()
     assert any("Results for birds/magpie.jpg" in s.value for s in at.subheader)
+    (table,) = [h.value for h in at.get("html") if "cnnviz-per-class" in h.value]  # one per-class table, every class
+    assert all(f">{c}</td>" in table for c in ("birds", "fruit", "money", "roadsigns"))
+    assert re.search(r'<tr style="font-weight:bold"><td[^>]*>birds</td>', table) and table.count("font-weight:bold") == 1
     mean = lambda: metric_value(at, "Mean search score")
     m0 = mean()
 
