@@ -439,7 +439,7 @@ def query_scores(nbr_idx: np.ndarray, labels: np.ndarray, k: int, excluded: np.n
     weight = np.where(use, w[np.clip(rank - 1, 0, k - 1)], 0.0)
     hits = labels[nbr] == labels[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(excluded, np.nan, 100.0 * (weight * hits).sum(axis=1) / weight.sum(axis=1))
+        out = np.where(excluded, np.nan, 100.0 * ((weight * hits).sum(axis=1) / weight.sum(axis=1)))  # ratio first
     for q, row in more.items():
         kept = row[~excluded[row]][:want]
         out[q] = 100.0 * float((w[: len(kept)] * (labels[kept] == labels[q])).sum() / w[: len(kept)].sum())

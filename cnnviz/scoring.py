@@ -47,7 +47,12 @@ def hit_scores(hits: np.ndarray, k: int = SCORE_K) -> tuple[np.ndarray, np.ndarr
     if hits.shape[1] == 0:
         return np.full(len(hits), np.nan), np.full(len(hits), np.nan)
     w = position_weights(k)[: hits.shape[1]]
-    return 100.0 * (hits * w).sum(axis=1) / w.sum(), hits.mean(axis=1)
+    # Ratio first, then × 100, and both sums in one shape and order: (100 · a) / a is not always 100 in floats
+    # (six hits of six at k = 18 scored 100.00000000000001; found by hypothesis). Float addition and division
+    # are monotonic, so the hits' weight over the same-order total stays within 0..1.
+    hit_weight = (hits * w).sum(axis=1)
+    total_weight = (np.ones(hits.shape) * w).sum(axis=1)
+    return 100.0 * (hit_weight / total_weight), hits.mean(axis=1)
 
 
 def _hits(result_labels: Sequence, query_label) -> np.ndarray:

@@ -30,6 +30,15 @@ def test_score_with_fewer_results_than_k():
     assert search_score(["b", "a"], "a", k=4) == pytest.approx(100 * 0.75 / 1.75)
 
 
+def test_all_hits_score_exactly_100_and_never_more():
+    """(100 · a) / a is not always 100 in floats: six hits of six at k = 18 once scored 100.00000000000001."""
+    assert search_score(["a"] * 6, "a", 18) == 100.0
+    for k in range(1, 51):
+        for m in range(1, k + 1):
+            assert search_score(["a"] * m, "a", k) == 100.0
+            assert 0.0 <= search_score(["b"] + ["a"] * (m - 1), "a", k) < 100.0
+
+
 def test_precision_and_knn_vote():
     assert precision_at_k(["a", "b", "a", "c"], "a", k=4) == 0.5
     assert knn_vote(["b", "a", "a", "b", "c"]) == "b"  # tie a/b: b ranks first
