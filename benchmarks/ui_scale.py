@@ -84,13 +84,18 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (``state`` first), or None once it has exited."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _ticks(pid: int) -> int:
     """User + system CPU ticks of one process so far (0 once it has exited)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])
+    fields = _stat_fields(pid)
+    return int(fields[11]) + int(fields[12]) if fields else 0
 
 
 def _browser_pids() -> list[int]:
@@ -98,12 +103,8 @@ def _browser_pids() -> list[int]:
     node driver (the harness, not the browser)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
+        if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
     found, todo = [], [os.getpid()]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -134,6 +135,11 @@ class CpuMeter:
         browser = sum(_ticks(pid) - self._browser.get(pid, 0) for pid in pids) / hz
         server = (_ticks(self.server_pid) - self._server) / hz if self.server_pid else 0.0
         return {"browser_cpu_s": browser, "server_cpu_s": server}
+
+
+def _cpu_stats(loads: list[dict]) -> dict:
+    """p50/p95 of each of :meth:`CpuMeter.stop`'s figures over ``loads``."""
+    return {k: _stats([load[k] for load in loads]) for k in ("browser_cpu_s", "server_cpu_s")}
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -292,7 +298,7 @@ def _new_sessions(new_page, url: str, ready, runs: int, keep_last: bool = False,
         if not (keep_last and r == runs - 1):
             close(pg)
     result = {"cold": cold, "browser": _stats(shown), "server": _stats([s for s in server if s]),
-              "cpu_s": {k: _stats([c[k] for c in cpu]) for k in ("browser_cpu_s", "server_cpu_s")} if cpu else {}}
+              "cpu_s": _cpu_stats(cpu) if cpu else {}}
     return result, (pg if keep_last else None)
 
 
@@ -345,10 +351,8 @@ def streamlit_floor(runs: int) -> dict:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    cpu_s = {fresh_browser: {k: _stats([c[k] for c in used]) for k in ("browser_cpu_s", "server_cpu_s")}
-             for fresh_browser, used in cpu.items()}
-    return {"empty browser cache": {"browser": _stats(fresh), "cpu_s": cpu_s[True]},
-            "browser cache warm": {"browser": _stats(cached), "cpu_s": cpu_s[False]}}
+    return {"empty browser cache": {"browser": _stats(fresh), "cpu_s": _cpu_stats(cpu[True])},
+            "browser cache warm": {"browser": _stats(cached), "cpu_s": _cpu_stats(cpu[False])}}
 
 
 def measure(base: str, images: Path, ids: list[str], repeats: int, view: str, out: dict, seed: int = 0,
@@ -521,7 +525,7 @@ def print_cpu_table(results: dict) -> None:
     print("|---|---|---|---|---|")
     for name, r in results.items():
         cpu = r.get("cpu_s")
-        if not cpu or "browser_cpu_s" not in cpu or not cpu["browser_cpu_s"].get("n"):
+        if not cpu or not cpu["browser_cpu_s"].get("n"):
             continue
         b, s = cpu["browser_cpu_s"]["p50"], cpu["server_cpu_s"]["p50"]
         floor = floors["empty cache" in name or "empty browser cache" in name]
